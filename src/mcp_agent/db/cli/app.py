@@ -1,0 +1,39 @@
+"""The root `fast-agent-db` Typer app: one sub-app or command per resource."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mcp_agent.db import __version__
+from mcp_agent.db.cli import db
+from mcp_agent.db.cli.output import console
+from mcp_agent.db.cli.tour import tour
+
+app = typer.Typer(
+    name="fast-agent-db",
+    help="fast-agent with a database as the source of truth (PostgreSQL or SQLite).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"fast-agent-db {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """fast-agent with a database as the source of truth."""
+
+
+app.add_typer(db.app, name="db")
+app.command(name="tour")(tour)

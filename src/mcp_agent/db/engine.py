@@ -1,0 +1,99 @@
+"""Engines: one async engine per process for the stores, a sync one for migrations.
+
+psycopg 3 serves PostgreSQL in both modes; aiosqlite (async) and the stdlib sqlite3 (sync)
+serve SQLite. Every SQLite connection gets the pragmas below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool, StaticPool
+
+from mcp_agent.db.errors import DatabaseUnavailableError
+from mcp_agent.db.urls import is_sqlite, redact_url, sqlite_file, to_async_url
+
+#: How long a SQLite writer waits for another writer's lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long a PostgreSQL connection attempt may take before we call the server unreachable.
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # Off by default in SQLite; our ON DELETE rules and references depend on it.
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # WAL lets readers work while one process writes; NORMAL sync is durable under WAL
+        # except for the last transactions on power loss, the usual trade for an embedded DB.
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _check_sqlite_location(url: URL) -> None:
+    path = sqlite_file(url)
+    if path is not None and not path.expanduser().absolute().parent.is_dir():
+        raise DatabaseUnavailableError(
+            f"Cannot open the SQLite database {redact_url(url)}: "
+            f"the directory {path.expanduser().absolute().parent} does not exist."
+        )
+
+
+def create_async_database_engine(raw_url: str, *, echo: bool = False) -> AsyncEngine:
+    """The process's async engine for a user-supplied URL."""
+    url = to_async_url(raw_url)
+    if is_sqlite(url):
+        _check_sqlite_location(url)
+        options: dict[str, Any] = {}
+        if sqlite_file(url) is None:
+            # One shared connection, or every checkout would see its own empty database.
+            options["poolclass"] = StaticPool
+        engine = create_async_engine(url, echo=echo, **options)
+        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+    )
+
+
+def create_sync_database_engine(raw_url: str) -> Engine:
+    """A sync engine for Alembic, whose migration machinery is synchronous."""
+    url = to_async_url(raw_url)
+    if is_sqlite(url):
+        _check_sqlite_location(url)
+        engine = create_engine(url.set(drivername="sqlite"), poolclass=NullPool)
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        poolclass=NullPool,
+        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+    )
+
+
+def describe_connection_error(url: URL, error: BaseException) -> DatabaseUnavailableError:
+    """A clear, password-free error for a failed connection."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    detail = reason[0] if reason else type(error).__name__
+    if url.password:
+        detail = detail.replace(str(url.password), "***")
+    return DatabaseUnavailableError(f"Cannot connect to the database {redact_url(url)}: {detail}")
+
+
+async def check_connection(engine: AsyncEngine) -> None:
+    """Open one connection and run a trivial query, or raise DatabaseUnavailableError."""
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (OperationalError, DBAPIError, OSError) as error:
+        raise describe_connection_error(engine.url, error) from None

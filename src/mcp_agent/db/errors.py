@@ -1,0 +1,33 @@
+"""Errors raised by fast-agent-db.
+
+Every message names what is wrong and where, and never contains a database password: URLs are
+passed through `redact_url` before they reach a message.
+
+    FastAgentDbError
+    ├── DatabaseUrlError          a URL that cannot be parsed or names an unsupported backend
+    ├── DatabaseUnavailableError  the server or file cannot be reached or opened
+    └── SchemaOutOfDateError      the database schema is not at the revision this code needs
+"""
+
+from __future__ import annotations
+
+
+class FastAgentDbError(Exception):
+    """Base class of every error fast-agent-db raises on purpose."""
+
+
+class DatabaseUrlError(FastAgentDbError, ValueError):
+    """The database URL is malformed or names a backend we do not support."""
+
+
+class DatabaseUnavailableError(FastAgentDbError):
+    """The database could not be reached or opened."""
+
+
+class SchemaOutOfDateError(FastAgentDbError):
+    """The database schema is behind (or ahead of) the revision this code was built for."""
+
+    def __init__(self, message: str, *, current: str | None, required: str) -> None:
+        super().__init__(message)
+        self.current = current
+        self.required = required

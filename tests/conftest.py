@@ -1,0 +1,88 @@
+"""Fixtures shared by the whole suite.
+
+Database fixtures are parametrised over both backends: a test that takes `database_url`
+(migrated, empty of rows) or `empty_database_url` (no schema) runs once on SQLite and once on
+PostgreSQL. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from mcp_agent.db.migration_runner import MigrationRunner
+from mcp_agent.db.runtime import DatabaseRuntime
+from tests.support.databases import PostgresDatabases, postgres_server
+
+BACKENDS = [
+    pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
+    pytest.param("postgresql", marks=pytest.mark.postgresql, id="postgresql"),
+]
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    with postgres_server() as server_url:
+        yield PostgresDatabases(server_url)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_databases: PostgresDatabases) -> Iterator[str]:
+    """A database migrated to head, cloned for each test."""
+    name = postgres_databases.create()
+    with MigrationRunner(postgres_databases.url(name)) as runner:
+        runner.upgrade()
+    yield name
+    postgres_databases.drop(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    with MigrationRunner(f"sqlite:///{path}") as runner:
+        runner.upgrade()
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def empty_database_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A database with no schema at all, on the test's backend."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    name = databases.create()
+    yield databases.url(name)
+    databases.drop(name)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database migrated to head and holding no rows, on the test's backend."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "test.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    name = databases.create(template=request.getfixturevalue("postgres_template"))
+    yield databases.url(name)
+    databases.drop(name)
+
+
+@pytest.fixture
+async def runtime(database_url: str) -> AsyncIterator[DatabaseRuntime]:
+    runtime = await DatabaseRuntime.open(database_url)
+    yield runtime
+    await runtime.close()

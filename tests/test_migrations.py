@@ -1,0 +1,102 @@
+"""Migrations: the round trip, drift from the models, and the schema check at open."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import inspect, text
+
+from mcp_agent.db.engine import create_sync_database_engine
+from mcp_agent.db.errors import FastAgentDbError, SchemaOutOfDateError
+from mcp_agent.db.migration_runner import MigrationRunner, head_revision
+from mcp_agent.db.models import Base
+from mcp_agent.db.runtime import DatabaseRuntime
+
+
+def _our_tables(raw_url: str) -> set[str]:
+    engine = create_sync_database_engine(raw_url)
+    try:
+        with engine.connect() as connection:
+            return {
+                name for name in inspect(connection).get_table_names() if name.startswith("fa_")
+            }
+    finally:
+        engine.dispose()
+
+
+async def test_round_trip_upgrade_check_downgrade_upgrade(empty_database_url: str) -> None:
+    model_tables = set(Base.metadata.tables)
+
+    def round_trip() -> None:
+        with MigrationRunner(empty_database_url) as runner:
+            assert runner.current() is None
+
+            runner.upgrade()
+            assert runner.current() == head_revision()
+            assert model_tables <= _our_tables(empty_database_url)
+            assert runner.drift() == [], "the migrations and the models disagree"
+
+            runner.downgrade("base")
+            assert runner.current() is None
+            # Only Alembic's (now empty) bookkeeping table may remain.
+            assert _our_tables(empty_database_url) <= {"fa_schema_version"}
+
+            runner.upgrade("head")
+            assert runner.current() == head_revision()
+            assert runner.drift() == []
+
+    await asyncio.to_thread(round_trip)
+
+
+@pytest.mark.postgresql
+async def test_postgres_event_log_is_partitioned(postgres_databases, postgres_template) -> None:
+    name = postgres_databases.create(template=postgres_template)
+    try:
+        async with await DatabaseRuntime.open(postgres_databases.url(name)) as runtime:
+            async with runtime.engine.connect() as connection:
+                kinds = dict(
+                    (
+                        await connection.execute(
+                            text(
+                                "SELECT relname, relkind FROM pg_class "
+                                "WHERE relname IN ('fa_events', 'fa_events_default')"
+                            )
+                        )
+                    ).all()
+                )
+        assert kinds == {"fa_events": "p", "fa_events_default": "r"}
+    finally:
+        postgres_databases.drop(name)
+
+
+async def test_opening_an_unmigrated_database_names_the_command(empty_database_url: str) -> None:
+    with pytest.raises(SchemaOutOfDateError) as raised:
+        await DatabaseRuntime.open(empty_database_url)
+    message = str(raised.value)
+    assert "has no fast-agent-db schema yet" in message
+    assert "fast-agent-db db upgrade" in message
+    assert raised.value.current is None
+    assert raised.value.required == head_revision()
+
+
+async def test_opening_a_database_at_another_revision_fails(database_url: str) -> None:
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        async with runtime.engine.begin() as connection:
+            await connection.execute(text("UPDATE fa_schema_version SET version_num = '0000'"))
+    with pytest.raises(SchemaOutOfDateError, match="is at 0000.*fast-agent-db db upgrade"):
+        await DatabaseRuntime.open(database_url)
+
+
+async def test_opening_without_schema_check_works_on_empty_database(
+    empty_database_url: str,
+) -> None:
+    async with await DatabaseRuntime.open(empty_database_url, check_schema=False) as runtime:
+        assert await runtime.schema_revision() is None
+
+
+def test_unknown_revision_is_a_clear_error(tmp_path) -> None:
+    with MigrationRunner(f"sqlite:///{tmp_path / 'x.db'}") as runner:
+        with pytest.raises(FastAgentDbError, match="Can't locate revision identified by 'nope'"):
+            runner.upgrade("nope")
+        assert runner.current() is None
