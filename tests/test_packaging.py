@@ -11,6 +11,7 @@ import pytest
 
 import mcp_agent
 import mcp_agent.db
+from mcp_agent.db.migration_runner import head_revision
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -51,6 +52,7 @@ def test_wheel_holds_only_the_overlay_and_its_migrations(wheel: Path) -> None:
     assert "mcp_agent/__init__.py" not in names
     assert "mcp_agent/db/migrations/env.py" in names
     assert any(name.startswith("mcp_agent/db/migrations/versions/0001") for name in names)
+    assert any(name.startswith("mcp_agent/db/migrations/versions/0002") for name in names)
 
 
 def test_installed_wheel_imports_and_upgrades_without_a_checkout(
@@ -88,5 +90,5 @@ def test_installed_wheel_imports_and_upgrades_without_a_checkout(
         timeout=120,
     )
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "to 0001" in upgrade.stdout
+    assert f"from empty to {head_revision()}" in upgrade.stdout
     assert (workdir / "w.db").exists()

@@ -26,3 +26,26 @@ def test_every_upstream_agent_type_is_allowed() -> None:
 
 def test_quality_ratings_match_the_min_rating_check() -> None:
     assert [rating.name for rating in QualityRating] == ["POOR", "FAIR", "GOOD", "EXCELLENT"]
+
+
+def test_the_names_we_override_or_wrap_still_exist() -> None:
+    import inspect
+
+    import mcp_agent.config as upstream_config
+    from mcp_agent.core.fastagent import FastAgent
+    from mcp_agent.llm.model_factory import ModelFactory
+    from mcp_agent.llm.provider_key_manager import ProviderKeyManager
+    from mcp_agent.mcp.mcp_connection_manager import MCPConnectionManager
+
+    assert hasattr(upstream_config, "_settings")
+    assert callable(FastAgent._load_config)
+    assert list(inspect.signature(ProviderKeyManager.get_config_file_key).parameters) == [
+        "provider_name",
+        "config",
+    ]
+    assert inspect.iscoroutinefunction(MCPConnectionManager.launch_server)
+    assert list(inspect.signature(MCPConnectionManager.launch_server).parameters)[:2] == [
+        "self",
+        "server_name",
+    ]
+    assert callable(ModelFactory.parse_model_string)

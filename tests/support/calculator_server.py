@@ -17,5 +17,13 @@ def echo(text: str) -> str:
     return f"echo:{text}"
 
 
+@server.tool()
+def env_var(name: str) -> str:
+    """The value of an environment variable of the server process (tests secret resolution)."""
+    import os
+
+    return os.environ.get(name, "<unset>")
+
+
 if __name__ == "__main__":
     server.run()

@@ -16,12 +16,14 @@ if TYPE_CHECKING:
         FastAgentDbError,
         SchemaOutOfDateError,
     )
+    from mcp_agent.db.fastagent import FastAgent
     from mcp_agent.db.migration_runner import MigrationRunner
     from mcp_agent.db.runtime import DatabaseRuntime
 
 __version__ = "0.1.0"
 
 _LAZY_EXPORTS = {
+    "FastAgent": "mcp_agent.db.fastagent",
     "DatabaseRuntime": "mcp_agent.db.runtime",
     "MigrationRunner": "mcp_agent.db.migration_runner",
     "FastAgentDbError": "mcp_agent.db.errors",
@@ -34,6 +36,7 @@ __all__ = [
     "DatabaseRuntime",
     "DatabaseUnavailableError",
     "DatabaseUrlError",
+    "FastAgent",
     "FastAgentDbError",
     "MigrationRunner",
     "SchemaOutOfDateError",

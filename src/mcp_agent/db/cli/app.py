@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from mcp_agent.db import __version__
-from mcp_agent.db.cli import db
-from mcp_agent.db.cli.output import console
+from mcp_agent.db.cli import config, db, models, servers
+from mcp_agent.db.cli.output import ReportingGroup, console
 from mcp_agent.db.cli.tour import tour
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
     help="fast-agent with a database as the source of truth (PostgreSQL or SQLite).",
     no_args_is_help=True,
     rich_markup_mode="rich",
+    cls=ReportingGroup,
 )
 
 
@@ -36,4 +37,7 @@ def root(
 
 
 app.add_typer(db.app, name="db")
+app.add_typer(config.app, name="config")
+app.add_typer(servers.app, name="servers")
+app.add_typer(models.app, name="models")
 app.command(name="tour")(tour)

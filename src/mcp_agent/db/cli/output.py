@@ -6,10 +6,13 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from mcp_agent.db.errors import DatabaseUrlError, FastAgentDbError
+from mcp_agent.db.settings.document import ConfigError
 
 console = Console()
 error_console = Console(stderr=True)
@@ -27,10 +30,20 @@ def fail(message: str, *, code: int = EXIT_FAILURE) -> NoReturn:
 
 
 def run_async(coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Run a command's coroutine; our errors become a clear message and an exit code."""
-    try:
-        return asyncio.run(coroutine)
-    except DatabaseUrlError as error:
-        fail(str(error), code=EXIT_BAD_INPUT)
-    except FastAgentDbError as error:
-        fail(str(error))
+    """Run a command's coroutine: the one event loop of a CLI invocation."""
+    return asyncio.run(coroutine)
+
+
+class ReportingGroup(TyperGroup):
+    """Root command group: our errors become a clear message and an exit code, no traceback.
+
+    Bad input (a URL, a config file, a key) exits 2; a failure while working exits 1.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (DatabaseUrlError, ConfigError) as error:
+            fail(str(error), code=EXIT_BAD_INPUT)
+        except FastAgentDbError as error:
+            fail(str(error))

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +42,9 @@ class ProviderRow(Timestamps, Base):
     api_key_ref: Mapped[str | None] = mapped_column(Text)
     #: The section's other fields (cache_mode, reasoning_effort, azure resource_name, ...).
     options: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
+    #: True when the provider is a section of the settings; rows that exist only to own
+    #: models (for prices) are not, so they do not appear in Settings or exports.
+    configured: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ModelRow(Timestamps, Base):

@@ -1,0 +1,238 @@
+"""`fast-agent-db config ...`: the settings that fastagent.config.yaml holds upstream."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mcp_agent.db.cli.options import DatabaseUrlOption
+from mcp_agent.db.cli.output import console, error_console, run_async
+from mcp_agent.db.runtime import DatabaseRuntime
+from mcp_agent.db.settings import edits, secrets
+from mcp_agent.db.settings.base import ConfigChange, DocumentEdit
+from mcp_agent.db.settings.document import (
+    ConfigDocument,
+    document_from_yaml,
+    document_to_display,
+    document_to_yaml,
+)
+from mcp_agent.db.settings.sql import SqlSettingsStore
+from mcp_agent.db.settings.yaml_files import dump_yaml, parse_yaml, read_yaml_file
+from mcp_agent.db.urls import resolve_database_url
+
+app = typer.Typer(help="Settings in the database: import, export, show, set, history.")
+
+EncryptOption = Annotated[
+    bool,
+    typer.Option(
+        "--encrypt-secrets",
+        help=f"Store literal secrets encrypted with the key in {secrets.SECRET_KEY_ENV} "
+        "(without it, literal secrets are refused; use env:NAME references).",
+    ),
+]
+
+
+def current_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except OSError:
+        return None
+
+
+async def update_settings(raw_url: str, edit: DocumentEdit) -> list[ConfigChange]:
+    async with await DatabaseRuntime.open(raw_url) as runtime:
+        return await SqlSettingsStore(runtime).update(edit, changed_by=current_user())
+
+
+async def load_settings(raw_url: str) -> ConfigDocument:
+    async with await DatabaseRuntime.open(raw_url) as runtime:
+        return await SqlSettingsStore(runtime).load_document()
+
+
+def print_changes(changes: list[ConfigChange]) -> None:
+    if not changes:
+        console.print("No changes.")
+        return
+    for change in changes:
+        console.print(f"  {change.operation:<7} {change.key}")
+    console.print(f"{len(changes)} change(s) recorded.")
+
+
+@app.command("import")
+def import_(
+    config_file: Annotated[Path, typer.Argument(help="A fastagent.config.yaml file.")],
+    secrets_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secrets",
+            help="A fastagent.secrets.yaml file, merged over the config as upstream does. "
+            "Default: fastagent.secrets.yaml beside the config file, if present.",
+        ),
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Merge into the stored settings instead of replacing.")
+    ] = False,
+    encrypt_secrets: EncryptOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Import upstream YAML settings in one transaction: all of it, or nothing on any error."""
+    if secrets_file is None:
+        beside = config_file.parent / "fastagent.secrets.yaml"
+        if beside.is_file():
+            secrets_file = beside
+            error_console.print(f"Using secrets file {beside}")
+    imported = document_from_yaml(
+        read_yaml_file(config_file),
+        read_yaml_file(secrets_file) if secrets_file else None,
+        config_name=str(config_file),
+        secrets_name=str(secrets_file) if secrets_file else "fastagent.secrets.yaml",
+        encrypt_literals=encrypt_secrets,
+    )
+
+    def replace(current: ConfigDocument) -> ConfigDocument:
+        if not merge:
+            return imported
+        current.settings.update(imported.settings)
+        current.providers.update(imported.providers)
+        current.servers.update(imported.servers)
+        return current
+
+    print_changes(run_async(update_settings(resolve_database_url(database_url), replace)))
+
+
+@app.command()
+def export(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout.")
+    ] = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Export the settings as a fastagent.config.yaml that upstream fast-agent loads.
+
+    Secrets are written as ${NAME} placeholders, which upstream resolves from the environment.
+    """
+    document = run_async(load_settings(resolve_database_url(database_url)))
+    text = dump_yaml(document_to_yaml(document))
+    encrypted = [
+        key for key in _secret_keys(document) if key[1].startswith(secrets.ENCRYPTED_PREFIX)
+    ]
+    for key, _value in encrypted:
+        error_console.print(
+            f"[yellow]Note:[/] {key} is stored encrypted; exported as a ${{...}} placeholder."
+        )
+    if output is None:
+        console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        output.write_text(text, encoding="utf-8")
+        error_console.print(f"Wrote {output}")
+
+
+def _secret_keys(document: ConfigDocument) -> list[tuple[str, str]]:
+    found = [
+        (f"{name}.api_key", provider.api_key_ref)
+        for name, provider in document.providers.items()
+        if provider.api_key_ref
+    ]
+    for name, server in document.servers.items():
+        for mapping_name in ("env", "headers", "auth"):
+            for key, value in (getattr(server, mapping_name) or {}).items():
+                if secrets.is_reference(value):
+                    found.append((f"mcp.servers.{name}.{mapping_name}.{key}", value))
+    return found
+
+
+@app.command()
+def show(database_url: DatabaseUrlOption = None) -> None:
+    """Show the stored settings as YAML; encrypted secrets are masked."""
+    document = run_async(load_settings(resolve_database_url(database_url)))
+    console.print(
+        dump_yaml(document_to_display(document)) or "{}", markup=False, highlight=False, end=""
+    )
+
+
+def _parse_value(text: str) -> Any:
+    """A YAML scalar or flow collection, so `true`, `3`, `[a, b]` keep their types."""
+    return parse_yaml(f"value: {text}", source="VALUE")["value"]
+
+
+@app.command("set")
+def set_(
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="Dotted key, e.g. default_model, logger.level, "
+            "anthropic.api_key, mcp.servers.NAME.args."
+        ),
+    ],
+    value: Annotated[str, typer.Argument(help="The value, read as YAML (true, 3, [a, b]).")],
+    encrypt_secrets: EncryptOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Set one setting."""
+    parsed = _parse_value(value)
+    changes = run_async(
+        update_settings(
+            resolve_database_url(database_url),
+            lambda document: edits.set_value(
+                document, key, parsed, encrypt_literals=encrypt_secrets
+            ),
+        )
+    )
+    print_changes(changes)
+
+
+@app.command()
+def unset(
+    key: Annotated[str, typer.Argument(help="Dotted key, a provider, or mcp.servers.NAME.")],
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Remove one setting (or a whole provider section or server)."""
+    changes = run_async(
+        update_settings(
+            resolve_database_url(database_url), lambda document: edits.unset_value(document, key)
+        )
+    )
+    print_changes(changes)
+
+
+async def _history(raw_url: str, key: str | None, limit: int) -> list[ConfigChange]:
+    async with await DatabaseRuntime.open(raw_url) as runtime:
+        return await SqlSettingsStore(runtime).history(key, limit=limit)
+
+
+@app.command()
+def history(
+    key: Annotated[str | None, typer.Argument(help="Only this key and its children.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many changes.")] = 100,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Show recorded changes to the settings, newest first."""
+    changes = run_async(_history(resolve_database_url(database_url), key, limit))
+    table = Table(title="configuration changes")
+    for column in ("when (UTC)", "key", "change", "old", "new", "by"):
+        table.add_column(column)
+    for change in changes:
+        table.add_row(
+            change.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            change.key,
+            change.operation,
+            _compact(change.old_value),
+            _compact(change.new_value),
+            change.changed_by or "",
+        )
+    console.print(table)
+
+
+def _compact(value: Any) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new key for FAST_AGENT_DB_SECRET_KEY (for --encrypt-secrets)."""
+    console.print(secrets.generate_key(), markup=False, highlight=False)

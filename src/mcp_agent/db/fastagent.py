@@ -1,0 +1,63 @@
+"""`mcp_agent.db.FastAgent`: upstream's FastAgent with the database as the source of truth.
+
+Unchanged decorators and workflows run as with upstream; what differs is where things come
+from and go to. Today: settings (providers, models, MCP servers, logger, ...) come from the
+database instead of fastagent.config.yaml / fastagent.secrets.yaml.
+"""
+
+from __future__ import annotations
+
+import mcp_agent.config as upstream_config
+from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
+
+from mcp_agent.db.runtime import DatabaseRuntime
+from mcp_agent.db.settings.build import build_settings
+from mcp_agent.db.settings.document import ConfigDocument
+from mcp_agent.db.settings.hooks import install_secret_resolution
+from mcp_agent.db.settings.sql import SqlSettingsStore
+from mcp_agent.db.sync_bridge import run_blocking
+from mcp_agent.db.urls import resolve_database_url
+
+
+async def load_document(database_url: str) -> ConfigDocument:
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        return await SqlSettingsStore(runtime).load_document()
+
+
+class FastAgent(UpstreamFastAgent):
+    """Upstream's FastAgent, configured from a database.
+
+    Args:
+        database_url: where the database is; default FAST_AGENT_DATABASE_URL, then
+            ./fastagent.db. The schema must be current (`fast-agent-db db upgrade`).
+        Other arguments are upstream's.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config_path: str | None = None,
+        ignore_unknown_args: bool = False,
+        parse_cli_args: bool = True,
+        *,
+        database_url: str | None = None,
+    ) -> None:
+        # Set before super().__init__, which calls _load_config.
+        self.database_url = resolve_database_url(database_url)
+        super().__init__(
+            name,
+            config_path=config_path,
+            ignore_unknown_args=ignore_unknown_args,
+            parse_cli_args=parse_cli_args,
+        )
+
+    def _load_config(self) -> None:
+        """Settings from the database; no configuration file is read."""
+        install_secret_resolution()
+        settings = build_settings(
+            run_blocking(load_document(self.database_url)), database_url=self.database_url
+        )
+        # Upstream code that calls get_settings() later (usage display, global context)
+        # must see the same settings, not a YAML file found by walking up from the cwd.
+        upstream_config._settings = settings
+        self.config = settings.model_dump()
