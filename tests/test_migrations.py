@@ -100,3 +100,20 @@ def test_unknown_revision_is_a_clear_error(tmp_path) -> None:
         with pytest.raises(FastAgentDbError, match="Can't locate revision identified by 'nope'"):
             runner.upgrade("nope")
         assert runner.current() is None
+
+
+async def test_a_database_one_revision_behind_is_refused_until_upgraded(
+    empty_database_url: str,
+) -> None:
+    await asyncio.to_thread(lambda: MigrationRunner(empty_database_url).upgrade("0001"))
+    with pytest.raises(SchemaOutOfDateError) as raised:
+        await DatabaseRuntime.open(empty_database_url)
+    assert raised.value.current == "0001"
+    assert f"is at 0001; this fast-agent-db needs schema {head_revision()}" in str(raised.value)
+    assert "fast-agent-db db upgrade" in str(raised.value)
+
+    await asyncio.to_thread(lambda: MigrationRunner(empty_database_url).upgrade())
+    async with await DatabaseRuntime.open(empty_database_url) as runtime:
+        async with runtime.engine.connect() as connection:
+            seeded = await connection.scalar(text("SELECT count(*) FROM fa_models"))
+    assert seeded and seeded >= 10, "0002 ships the price table"

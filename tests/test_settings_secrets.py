@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from mcp_agent.core.exceptions import ProviderKeyError
 from mcp_agent.llm.provider_key_manager import ProviderKeyManager
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, text
 
-from mcp_agent.db.models import Base
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings import secrets
 from mcp_agent.db.settings.build import build_settings
@@ -139,10 +138,3 @@ def test_plain_upstream_values_pass_through_the_hook(monkeypatch) -> None:
     from mcp_agent.config import Settings
 
     assert ProviderKeyManager.get_api_key("openai", Settings(openai={"api_key": "sk-x"})) == "sk-x"
-
-
-def test_every_table_is_covered_by_the_dump_helper() -> None:
-    # The dump reads tables by name from the database, so a new table cannot be missed;
-    # this guards the helper's assumption that our tables are all fa_ tables.
-    assert all(name.startswith("fa_") for name in Base.metadata.tables)
-    assert select  # imported for readers extending the dump

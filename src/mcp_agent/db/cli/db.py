@@ -20,21 +20,13 @@ app = typer.Typer(
 )
 
 
-async def _upgrade(raw_url: str, revision: str) -> tuple[str | None, str | None]:
+async def _migrate(raw_url: str, target: str, *, up: bool) -> tuple[str | None, str | None]:
+    """Upgrade or downgrade to `target`; returns the revisions before and after."""
+
     def work() -> tuple[str | None, str | None]:
         with MigrationRunner(raw_url) as runner:
             before = runner.current()
-            runner.upgrade(revision)
-            return before, runner.current()
-
-    return await asyncio.to_thread(work)
-
-
-async def _downgrade(raw_url: str, revision: str) -> tuple[str | None, str | None]:
-    def work() -> tuple[str | None, str | None]:
-        with MigrationRunner(raw_url) as runner:
-            before = runner.current()
-            runner.downgrade(revision)
+            (runner.upgrade if up else runner.downgrade)(target)
             return before, runner.current()
 
     return await asyncio.to_thread(work)
@@ -48,7 +40,7 @@ async def _status(raw_url: str) -> SchemaStatus:
 def upgrade_database(raw_url: str, revision: str = "head") -> None:
     """Upgrade and report: shared by `db upgrade` and the tour."""
     with console.status(f"Upgrading {redact_url(raw_url)} to {revision}..."):
-        before, after = run_async(_upgrade(raw_url, revision))
+        before, after = run_async(_migrate(raw_url, revision, up=True))
     if before == after:
         console.print(f"Schema already at [bold]{after}[/] ({redact_url(raw_url)}).")
     else:
@@ -86,7 +78,7 @@ def downgrade(
 ) -> None:
     """Downgrade the schema to REVISION. 'base' removes every fast-agent-db table and its data."""
     raw_url = resolve_database_url(database_url)
-    before, after = run_async(_downgrade(raw_url, revision))
+    before, after = run_async(_migrate(raw_url, revision, up=False))
     console.print(
         f"Downgraded {redact_url(raw_url)} from [bold]{before or 'empty'}[/] "
         f"to [bold]{after or 'base'}[/]."

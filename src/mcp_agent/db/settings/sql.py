@@ -94,10 +94,15 @@ async def _write(session: AsyncSession, old: ConfigDocument, new: ConfigDocument
             assert row is not None
             row.value = value
 
-    for name in old.providers.keys() | new.providers.keys():
-        row = (
-            await session.scalars(select(ProviderRow).where(ProviderRow.name == name))
-        ).one_or_none()
+    provider_names = old.providers.keys() | new.providers.keys()
+    provider_rows = {
+        row.name: row
+        for row in await session.scalars(
+            select(ProviderRow).where(ProviderRow.name.in_(provider_names))
+        )
+    }
+    for name in provider_names:
+        row = provider_rows.get(name)
         provider = new.providers.get(name)
         if provider is None:
             if row is not None:
@@ -124,12 +129,17 @@ async def _write(session: AsyncSession, old: ConfigDocument, new: ConfigDocument
         )
     if removed:
         await session.execute(delete(McpServerRow).where(McpServerRow.name.in_(removed)))
-    for name, server in new.servers.items():
-        if name in old.servers and old.servers[name] == server:
-            continue
-        row = (
-            await session.scalars(select(McpServerRow).where(McpServerRow.name == name))
-        ).one_or_none()
+    changed = {
+        name: server
+        for name, server in new.servers.items()
+        if name not in old.servers or old.servers[name] != server
+    }
+    server_rows = {
+        row.name: row
+        for row in await session.scalars(select(McpServerRow).where(McpServerRow.name.in_(changed)))
+    }
+    for name, server in changed.items():
+        row = server_rows.get(name)
         if row is None:
             row = McpServerRow(name=name)
             session.add(row)
