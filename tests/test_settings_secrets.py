@@ -66,9 +66,9 @@ def test_literal_secrets_are_refused_without_the_flag(database_url, config_with_
     assert LITERAL_OPENAI not in result.output
 
 
-async def test_encrypted_secrets_never_appear_in_a_dump_an_export_or_the_history(
-    database_url, config_with_literals, secret_key
-) -> None:
+@pytest.fixture
+async def encrypted_import(database_url, config_with_literals, secret_key) -> str:
+    """The literal-secrets config imported with --encrypt-secrets; returns the database URL."""
     result = await ainvoke(
         "config",
         "import",
@@ -78,7 +78,13 @@ async def test_encrypted_secrets_never_appear_in_a_dump_an_export_or_the_history
         database_url,
     )
     assert result.exit_code == 0, result.output
+    return database_url
 
+
+async def test_encrypted_secrets_never_appear_in_a_dump_an_export_or_the_history(
+    encrypted_import: str,
+) -> None:
+    database_url = encrypted_import
     dump = await dump_database(database_url)
     assert LITERAL_OPENAI not in dump and LITERAL_SERVER not in dump
     assert "enc:v1:" in dump and "env:MY_ANTHROPIC_KEY" in dump
@@ -92,16 +98,9 @@ async def test_encrypted_secrets_never_appear_in_a_dump_an_export_or_the_history
 
 
 async def test_references_resolve_when_used_and_name_a_missing_variable(
-    database_url, config_with_literals, secret_key, monkeypatch
+    encrypted_import: str, monkeypatch
 ) -> None:
-    await ainvoke(
-        "config",
-        "import",
-        str(config_with_literals),
-        "--encrypt-secrets",
-        "--database-url",
-        database_url,
-    )
+    database_url = encrypted_import
     async with await DatabaseRuntime.open(database_url) as runtime:
         document = await SqlSettingsStore(runtime).load_document()
     monkeypatch.delenv("MY_ANTHROPIC_KEY", raising=False)
