@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, literal, select, union_all
 
 from mcp_agent.db.migration_runner import head_revision
 from mcp_agent.db.models import Base
@@ -37,9 +37,18 @@ async def describe_schema(runtime: DatabaseRuntime) -> SchemaStatus:
     revision = await runtime.schema_revision()
     async with runtime.engine.connect() as connection:
         present = set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
-        tables = []
-        for table in sorted(Base.metadata.tables.values(), key=lambda table: table.name):
-            if table.name in present:
-                count = await connection.scalar(select(func.count()).select_from(table))
-                tables.append(TableStatus(table.name, int(count or 0)))
-    return SchemaStatus(runtime.display_url, runtime.dialect, revision, head, tables)
+        tables = [table for table in Base.metadata.tables.values() if table.name in present]
+        counts: dict[str, int] = {}
+        if tables:
+            # One round trip for every count.
+            query = union_all(
+                *(
+                    select(
+                        literal(table.name).label("name"), func.count().label("rows")
+                    ).select_from(table)
+                    for table in tables
+                )
+            )
+            counts = {name: int(rows) for name, rows in (await connection.execute(query)).all()}
+    statuses = [TableStatus(name, counts[name]) for name in sorted(counts)]
+    return SchemaStatus(runtime.display_url, runtime.dialect, revision, head, statuses)

@@ -42,6 +42,13 @@ def _diff_fields(
                 )
 
 
+def _diff_entities(
+    entity_type: str, old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
+) -> Iterator[Change]:
+    for name in sorted(old.keys() | new.keys()):
+        yield from _diff_fields(entity_type, name, old.get(name), new.get(name))
+
+
 def diff_documents(old: ConfigDocument, new: ConfigDocument) -> list[Change]:
     changes: list[Change] = []
     for key in [*old.settings, *(key for key in new.settings if key not in old.settings)]:
@@ -52,24 +59,20 @@ def diff_documents(old: ConfigDocument, new: ConfigDocument) -> list[Change]:
             changes.append(("setting", key, None, "insert", None, after))
         elif before != after:
             changes.append(("setting", key, None, "update", before, after))
-    for name in sorted(set(old.providers) | set(new.providers)):
-        changes.extend(
-            _diff_fields(
-                "provider",
-                name,
-                old.providers[name].model_dump() if name in old.providers else None,
-                new.providers[name].model_dump() if name in new.providers else None,
-            )
+    changes.extend(
+        _diff_entities(
+            "provider",
+            {name: provider.model_dump() for name, provider in old.providers.items()},
+            {name: provider.model_dump() for name, provider in new.providers.items()},
         )
-    for name in sorted(set(old.servers) | set(new.servers)):
-        changes.extend(
-            _diff_fields(
-                "mcp_server",
-                name,
-                old.servers[name].set_fields() if name in old.servers else None,
-                new.servers[name].set_fields() if name in new.servers else None,
-            )
+    )
+    changes.extend(
+        _diff_entities(
+            "mcp_server",
+            {name: server.set_fields() for name, server in old.servers.items()},
+            {name: server.set_fields() for name, server in new.servers.items()},
         )
+    )
     return changes
 
 

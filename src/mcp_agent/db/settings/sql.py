@@ -84,15 +84,21 @@ async def _servers_in_use(session: AsyncSession, names: set[str]) -> dict[str, l
 
 
 async def _write(session: AsyncSession, old: ConfigDocument, new: ConfigDocument) -> None:
-    for key in old.settings.keys() - new.settings.keys():
-        await session.execute(delete(SettingRow).where(SettingRow.key == key))
-    for key, value in new.settings.items():
-        if key not in old.settings:
-            session.add(SettingRow(key=key, value=value))
-        elif old.settings[key] != value:
-            row = await session.get(SettingRow, key)
-            assert row is not None
-            row.value = value
+    removed_keys = old.settings.keys() - new.settings.keys()
+    if removed_keys:
+        await session.execute(delete(SettingRow).where(SettingRow.key.in_(removed_keys)))
+    updated = {
+        key: value
+        for key, value in new.settings.items()
+        if key in old.settings and old.settings[key] != value
+    }
+    for row in await session.scalars(select(SettingRow).where(SettingRow.key.in_(updated))):
+        row.value = updated[row.key]
+    session.add_all(
+        SettingRow(key=key, value=value)
+        for key, value in new.settings.items()
+        if key not in old.settings
+    )
 
     provider_names = old.providers.keys() | new.providers.keys()
     provider_rows = {
