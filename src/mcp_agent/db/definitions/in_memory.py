@@ -1,0 +1,90 @@
+"""In-memory definition store: the reference implementation and the test double."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mcp_agent.db.definitions.specs import AgentDefinition, AgentSpec, DefinitionError, PutResult
+from mcp_agent.db.definitions.upsert import prepare_upsert, referrers
+from mcp_agent.db.models.types import utc_now
+
+
+class InMemoryDefinitionStore:
+    def __init__(self, *, known_servers: set[str] | None = None) -> None:
+        self._versions: dict[str, list[AgentDefinition]] = {}
+        self._live: set[str] = set()
+        self._known_servers = known_servers
+
+    async def current(self, names: Sequence[str] | None = None) -> dict[str, AgentDefinition]:
+        wanted = self._live if names is None else self._live & set(names)
+        return {name: self._versions[name][-1] for name in sorted(wanted)}
+
+    async def get(self, name: str, version: int | None = None) -> AgentDefinition:
+        versions = self._versions.get(name, [])
+        if version is None and name in self._live:
+            return versions[-1]
+        for definition in versions:
+            if definition.version == version:
+                return definition
+        suffix = "" if version is None else f" version {version}"
+        raise DefinitionError([f"{name}{suffix}: no such agent definition"])
+
+    async def versions(self, name: str) -> list[AgentDefinition]:
+        if name not in self._versions:
+            raise DefinitionError([f"{name}: no such agent definition"])
+        return list(self._versions[name])
+
+    async def put(
+        self,
+        specs: Sequence[AgentSpec],
+        *,
+        source: str,
+        created_by: str | None = None,
+        check_imports: bool = True,
+    ) -> list[PutResult]:
+        current = {
+            name: (definition.spec, definition.content_hash)
+            for name, definition in (await self.current()).items()
+        }
+        prepared = prepare_upsert(
+            current, specs, known_servers=self._known_servers, check_imports=check_imports
+        )
+        results = []
+        for item in prepared:
+            name = item.spec.name
+            history = self._versions.setdefault(name, [])
+            if not item.changed:
+                results.append(
+                    PutResult(name=name, version=history[-1].version, outcome="unchanged")
+                )
+                continue
+            version = len(history) + 1
+            history.append(
+                AgentDefinition(
+                    spec=item.spec,
+                    version=version,
+                    content_hash=item.content_hash,
+                    created_at=utc_now(),
+                    source=source,
+                    created_by=created_by,
+                )
+            )
+            outcome = "created" if item.current_hash is None else "updated"
+            self._live.add(name)
+            results.append(PutResult(name=name, version=version, outcome=outcome))
+        return results
+
+    async def rollback(
+        self, name: str, version: int, *, created_by: str | None = None
+    ) -> PutResult:
+        old = await self.get(name, version)
+        (result,) = await self.put([old.spec], source="rollback", created_by=created_by)
+        return result
+
+    async def delete(self, name: str) -> None:
+        if name not in self._live:
+            raise DefinitionError([f"{name}: no such agent definition"])
+        users = referrers({n: d.spec for n, d in (await self.current()).items()}, name)
+        if users:
+            raise DefinitionError([f"{name}: cannot be deleted, used by {', '.join(users)}"])
+        self._live.discard(name)

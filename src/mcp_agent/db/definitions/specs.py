@@ -1,0 +1,184 @@
+"""Agent and workflow definitions as domain objects: one spec type per upstream agent type.
+
+Field names follow upstream's decorator arguments (`agents`, `sequence`, `fan_out`, ...), so a
+YAML bundle reads like the decorators it replaces. Stored specs are canonical: every value is
+explicit, upstream's defaults included (see `registration.canonical`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from mcp_agent.db.errors import FastAgentDbError
+
+
+class DefinitionError(FastAgentDbError):
+    """Definitions that cannot be stored or run; `problems` names each agent and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("Invalid agent definitions:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class _SpecBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    #: None means upstream's default instruction for the type.
+    instruction: str | None = None
+    default: bool = False
+
+    def links(self) -> list[tuple[str, int, str]]:
+        """(role, position, child agent name) for each child of a workflow."""
+        return []
+
+    def server_names(self) -> list[str]:
+        return []
+
+
+class _LlmSpec(_SpecBase):
+    """Types that own an LLM: model, request parameters and human input apply."""
+
+    model: str | None = None
+    #: upstream RequestParams fields given explicitly (JSON).
+    request_params: dict[str, Any] | None = None
+    human_input: bool = False
+
+
+class BasicAgentSpec(_LlmSpec):
+    type: Literal["agent"] = "agent"
+    servers: list[str] = Field(default_factory=list)
+    use_history: bool = True
+
+    def server_names(self) -> list[str]:
+        return list(self.servers)
+
+
+class CustomAgentSpec(_LlmSpec):
+    type: Literal["custom"] = "custom"
+    #: Dotted path of the agent class, e.g. `my_package.agents.MyAgent`.
+    agent_class: str
+    servers: list[str] = Field(default_factory=list)
+    use_history: bool = True
+
+    def server_names(self) -> list[str]:
+        return list(self.servers)
+
+
+class RouterSpec(_LlmSpec):
+    type: Literal["router"] = "router"
+    agents: list[str]
+    servers: list[str] = Field(default_factory=list)
+    use_history: bool = False
+
+    def links(self) -> list[tuple[str, int, str]]:
+        return [("router_target", i, name) for i, name in enumerate(self.agents)]
+
+    def server_names(self) -> list[str]:
+        return list(self.servers)
+
+
+class OrchestratorSpec(_LlmSpec):
+    type: Literal["orchestrator"] = "orchestrator"
+    agents: list[str]
+    use_history: bool = False
+    plan_type: Literal["full", "iterative"] = "full"
+    plan_iterations: int = Field(default=5, gt=0)
+
+    def links(self) -> list[tuple[str, int, str]]:
+        return [("orchestrated", i, name) for i, name in enumerate(self.agents)]
+
+
+class ChainSpec(_SpecBase):
+    type: Literal["chain"] = "chain"
+    sequence: list[str]
+    cumulative: bool = False
+
+    def links(self) -> list[tuple[str, int, str]]:
+        return [("sequence", i, name) for i, name in enumerate(self.sequence)]
+
+
+class ParallelSpec(_SpecBase):
+    type: Literal["parallel"] = "parallel"
+    fan_out: list[str]
+    fan_in: str | None = None
+    include_request: bool = True
+
+    def links(self) -> list[tuple[str, int, str]]:
+        links = [("fan_out", i, name) for i, name in enumerate(self.fan_out)]
+        if self.fan_in is not None:
+            links.append(("fan_in", 0, self.fan_in))
+        return links
+
+
+class EvaluatorOptimizerSpec(_SpecBase):
+    type: Literal["evaluator_optimizer"] = "evaluator_optimizer"
+    generator: str
+    evaluator: str
+    min_rating: Literal["POOR", "FAIR", "GOOD", "EXCELLENT"] = "GOOD"
+    max_refinements: int = Field(default=3, ge=0)
+
+    def links(self) -> list[tuple[str, int, str]]:
+        return [("generator", 0, self.generator), ("evaluator", 0, self.evaluator)]
+
+
+AgentSpec = Annotated[
+    BasicAgentSpec
+    | CustomAgentSpec
+    | RouterSpec
+    | OrchestratorSpec
+    | ChainSpec
+    | ParallelSpec
+    | EvaluatorOptimizerSpec,
+    Field(discriminator="type"),
+]
+SPEC_TYPES: dict[str, type[_SpecBase]] = {
+    spec_class.model_fields["type"].default: spec_class
+    for spec_class in (
+        BasicAgentSpec,
+        CustomAgentSpec,
+        RouterSpec,
+        OrchestratorSpec,
+        ChainSpec,
+        ParallelSpec,
+        EvaluatorOptimizerSpec,
+    )
+}
+AGENT_SPEC = TypeAdapter(AgentSpec)
+AGENT_SPECS = TypeAdapter(list[AgentSpec])
+
+
+def content_hash(spec: BaseModel) -> str:
+    """SHA-256 of the canonical JSON of a spec: equal definitions, equal hashes."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AgentDefinition(BaseModel):
+    """One stored version of an agent's definition."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: AgentSpec
+    version: int
+    agent_version_id: int | None = None
+    content_hash: str
+    created_at: datetime
+    source: str | None = None
+    created_by: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class PutResult(BaseModel):
+    name: str
+    version: int
+    #: created | updated | unchanged
+    outcome: Literal["created", "updated", "unchanged"]
