@@ -1,15 +1,24 @@
 """`mcp_agent.db.FastAgent`: upstream's FastAgent with the database as the source of truth.
 
 Unchanged decorators and workflows run as with upstream; what differs is where things come
-from and go to. Today: settings (providers, models, MCP servers, logger, ...) come from the
-database instead of fastagent.config.yaml / fastagent.secrets.yaml.
+from and go to:
+* settings (providers, models, MCP servers, logger, ...) come from the database instead of
+  fastagent.config.yaml / fastagent.secrets.yaml;
+* the agents a run uses are recorded as definitions (upsert by name, a new version only when
+  a definition changed), and stored definitions can be loaded without any Python.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import mcp_agent.config as upstream_config
+from mcp_agent.core.agent_app import AgentApp
 from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
 
+from mcp_agent.db.definitions.loader import captured_specs, register_definitions
+from mcp_agent.db.definitions.sql import SqlDefinitionStore
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.build import build_settings
 from mcp_agent.db.settings.document import ConfigDocument
@@ -44,6 +53,8 @@ class FastAgent(UpstreamFastAgent):
     ) -> None:
         # Set before super().__init__, which calls _load_config.
         self.database_url = resolve_database_url(database_url)
+        #: agent name -> fa_agent_versions.agent_version_id of what this run uses.
+        self.definition_versions: dict[str, int | None] = {}
         super().__init__(
             name,
             config_path=config_path,
@@ -61,3 +72,31 @@ class FastAgent(UpstreamFastAgent):
         # must see the same settings, not a YAML file found by walking up from the cwd.
         upstream_config._settings = settings
         self.config = settings.model_dump()
+
+    async def load_definitions(self, *names: str) -> None:
+        """Register stored definitions of `names` and of every agent they depend on."""
+        async with await DatabaseRuntime.open(self.database_url) as runtime:
+            definitions = await SqlDefinitionStore(runtime).current()
+            known_servers = set((await SqlSettingsStore(runtime).load_document()).servers)
+        self.definition_versions.update(
+            register_definitions(self.agents, definitions, list(names), known_servers=known_servers)
+        )
+
+    async def record_definitions(self) -> None:
+        """Store the registered agents as definitions: what runs is what the database shows."""
+        if not self.agents:
+            return
+        async with await DatabaseRuntime.open(self.database_url) as runtime:
+            store = SqlDefinitionStore(runtime)
+            # A script's own custom classes may live in __main__: it ran, so no import check.
+            await store.put(captured_specs(self.agents), source="decorator", check_imports=False)
+            current = await store.current(list(self.agents))
+        self.definition_versions.update(
+            {name: definition.agent_version_id for name, definition in current.items()}
+        )
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[AgentApp]:
+        await self.record_definitions()
+        async with super().run() as app:
+            yield app
