@@ -84,3 +84,34 @@ async def test_every_type_runs_from_the_database_as_upstream_runs_it(
         assert result.output == upstream_replies[name] + "\n", name
     assert upstream_replies["shouter"] == "HELLO CUSTOM"
     assert '"agent": "route_b"' in upstream_replies["dispatcher"]
+
+
+async def test_every_call_records_the_definition_version_it_ran(
+    database_with_definitions: str,
+) -> None:
+    from mcp_agent.db.definitions.sql import SqlDefinitionStore
+    from mcp_agent.db.executions.sql import SqlExecutionStore
+    from mcp_agent.db.runtime import DatabaseRuntime
+
+    _reset_upstream_logging()
+    result = await ainvoke(
+        "run", "pipeline", "-m", "hello chain", "--database-url", database_with_definitions
+    )
+    assert result.exit_code == 0, result.output
+    async with await DatabaseRuntime.open(database_with_definitions) as runtime:
+        definitions = await SqlDefinitionStore(runtime).current()
+        executions = SqlExecutionStore(runtime)
+        (root,) = await executions.roots()
+        tree = await executions.tree(root.execution_id)
+    assert (root.agent_name, root.status, root.parent_execution_id) == (
+        "pipeline",
+        "completed",
+        None,
+    )
+    assert root.agent_version_id == definitions["pipeline"].agent_version_id
+    steps = [record for record in tree if record.parent_execution_id == root.execution_id]
+    assert [step.agent_name for step in steps] == ["chain_first", "chain_second"]
+    assert all(
+        step.agent_version_id == definitions[step.agent_name].agent_version_id for step in steps
+    )
+    assert all(record.status == "completed" and record.finished_at for record in tree)

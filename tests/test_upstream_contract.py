@@ -49,3 +49,24 @@ def test_the_names_we_override_or_wrap_still_exist() -> None:
         "server_name",
     ]
     assert callable(ModelFactory.parse_model_string)
+
+
+def test_the_definition_seams_still_exist() -> None:
+    import inspect
+
+    from mcp_agent.core import direct_decorators
+    from mcp_agent.core.agent_app import AgentApp
+    from mcp_agent.core.fastagent import FastAgent
+
+    for name in (
+        "agent",
+        "custom",
+        "chain",
+        "parallel",
+        "router",
+        "orchestrator",
+        "evaluator_optimizer",
+    ):
+        assert list(inspect.signature(getattr(direct_decorators, name)).parameters)[0] == "self"
+    assert "_agents" in inspect.getsource(AgentApp.__init__)
+    assert "self.args" in inspect.getsource(FastAgent.__init__)

@@ -19,6 +19,8 @@ from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
 
 from mcp_agent.db.definitions.loader import captured_specs, register_definitions
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
+from mcp_agent.db.executions.sql import SqlExecutionStore
+from mcp_agent.db.executions.tracking import track_executions
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.build import build_settings
 from mcp_agent.db.settings.document import ConfigDocument
@@ -82,21 +84,23 @@ class FastAgent(UpstreamFastAgent):
             register_definitions(self.agents, definitions, list(names), known_servers=known_servers)
         )
 
-    async def record_definitions(self) -> None:
+    async def record_definitions(self, runtime: DatabaseRuntime) -> None:
         """Store the registered agents as definitions: what runs is what the database shows."""
         if not self.agents:
             return
-        async with await DatabaseRuntime.open(self.database_url) as runtime:
-            store = SqlDefinitionStore(runtime)
-            # A script's own custom classes may live in __main__: it ran, so no import check.
-            await store.put(captured_specs(self.agents), source="decorator", check_imports=False)
-            current = await store.current(list(self.agents))
+        store = SqlDefinitionStore(runtime)
+        # A script's own custom classes may live in __main__: it ran, so no import check.
+        await store.put(captured_specs(self.agents), source="decorator", check_imports=False)
+        current = await store.current(list(self.agents))
         self.definition_versions.update(
             {name: definition.agent_version_id for name, definition in current.items()}
         )
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[AgentApp]:
-        await self.record_definitions()
-        async with super().run() as app:
-            yield app
+        """Upstream's run, with the agents recorded and every call logged as an execution."""
+        async with await DatabaseRuntime.open(self.database_url) as runtime:
+            await self.record_definitions(runtime)
+            async with super().run() as app:
+                track_executions(app._agents, SqlExecutionStore(runtime), self.definition_versions)
+                yield app
