@@ -81,7 +81,7 @@ async def test_every_type_runs_from_the_database_as_upstream_runs_it(
             "run", name, "-m", message, "--database-url", database_with_definitions
         )
         assert result.exit_code == 0, (name, result.output, result.exception)
-        assert result.output == upstream_replies[name] + "\n", name
+        assert result.stdout == upstream_replies[name] + "\n", name
     assert upstream_replies["shouter"] == "HELLO CUSTOM"
     assert '"agent": "route_b"' in upstream_replies["dispatcher"]
 

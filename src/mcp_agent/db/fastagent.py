@@ -17,10 +17,12 @@ import mcp_agent.config as upstream_config
 from mcp_agent.core.agent_app import AgentApp
 from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
 
+from mcp_agent.db.conversations.binding import ConversationBinding
+from mcp_agent.db.conversations.sql import SqlConversationStore, make_session_id
 from mcp_agent.db.definitions.loader import captured_specs, register_definitions
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
 from mcp_agent.db.executions.sql import SqlExecutionStore
-from mcp_agent.db.executions.tracking import track_executions
+from mcp_agent.db.executions.tracking import RunRecorder
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.build import build_settings
 from mcp_agent.db.settings.document import ConfigDocument
@@ -41,6 +43,8 @@ class FastAgent(UpstreamFastAgent):
     Args:
         database_url: where the database is; default FAST_AGENT_DATABASE_URL, then
             ./fastagent.db. The schema must be current (`fast-agent-db db upgrade`).
+        session_id: the conversation to continue (every agent's history in it is restored
+            when the run starts); default a new session, whose id is `self.session_id`.
         Other arguments are upstream's.
     """
 
@@ -52,9 +56,12 @@ class FastAgent(UpstreamFastAgent):
         parse_cli_args: bool = True,
         *,
         database_url: str | None = None,
+        session_id: str | None = None,
     ) -> None:
         # Set before super().__init__, which calls _load_config.
         self.database_url = resolve_database_url(database_url)
+        #: The conversation this app's agents continue; a new one unless given.
+        self.session_id = session_id or make_session_id()
         #: agent name -> fa_agent_versions.agent_version_id of what this run uses.
         self.definition_versions: dict[str, int | None] = {}
         super().__init__(
@@ -98,9 +105,16 @@ class FastAgent(UpstreamFastAgent):
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[AgentApp]:
-        """Upstream's run, with the agents recorded and every call logged as an execution."""
+        """Upstream's run, in a session: agents recorded as definitions, their histories
+        restored from and stored in the session, every call logged as an execution."""
         async with await DatabaseRuntime.open(self.database_url) as runtime:
             await self.record_definitions(runtime)
+            conversations = SqlConversationStore(runtime)
+            await conversations.ensure_session(self.session_id, app_name=self.app.name)
+            binding = ConversationBinding(conversations, self.session_id)
             async with super().run() as app:
-                track_executions(app._agents, SqlExecutionStore(runtime), self.definition_versions)
+                await binding.restore(app._agents)
+                RunRecorder(
+                    SqlExecutionStore(runtime), self.definition_versions, conversation=binding
+                ).track(app._agents)
                 yield app

@@ -7,18 +7,27 @@ from typing import Annotated
 import typer
 
 from mcp_agent.db.cli.options import DatabaseUrlOption
-from mcp_agent.db.cli.output import console, run_async
+from mcp_agent.db.cli.output import console, error_console, run_async
 from mcp_agent.db.fastagent import FastAgent
 from mcp_agent.db.urls import resolve_database_url
 
+SessionOption = Annotated[
+    str | None,
+    typer.Option("--session", help="Continue this session (default: a new one, shown)."),
+]
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", help="Model for agents whose definition names none (as upstream)."),
 ]
 
 
-async def _app(database_url: str | None, agent: str, model: str | None) -> FastAgent:
-    fast = FastAgent("fast-agent-db", database_url=database_url, parse_cli_args=False)
+async def _app(
+    database_url: str | None, agent: str, model: str | None, session: str | None
+) -> FastAgent:
+    fast = FastAgent(
+        "fast-agent-db", database_url=database_url, session_id=session, parse_cli_args=False
+    )
+    error_console.print(f"session: {fast.session_id}", highlight=False)
     if model:
         # Upstream's --model: used for agents without a model of their own.
         fast.args.model = model
@@ -29,13 +38,14 @@ async def _app(database_url: str | None, agent: str, model: str | None) -> FastA
 def run(
     agent: Annotated[str, typer.Argument(help="The agent or workflow to run.")],
     message: Annotated[str, typer.Option("-m", "--message", help="The message to send.")],
+    session: SessionOption = None,
     model: ModelOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Send one message to a stored agent or workflow and print the reply."""
 
     async def work() -> str:
-        fast = await _app(resolve_database_url(database_url), agent, model)
+        fast = await _app(resolve_database_url(database_url), agent, model, session)
         async with fast.run() as app:
             return await app[agent].send(message)
 
@@ -44,13 +54,14 @@ def run(
 
 def chat(
     agent: Annotated[str, typer.Argument(help="The agent or workflow to talk to.")],
+    session: SessionOption = None,
     model: ModelOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Talk to a stored agent or workflow in upstream's interactive prompt."""
 
     async def work() -> None:
-        fast = await _app(resolve_database_url(database_url), agent, model)
+        fast = await _app(resolve_database_url(database_url), agent, model, session)
         async with fast.run() as app:
             await app.interactive(agent_name=agent)
 

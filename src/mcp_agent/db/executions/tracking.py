@@ -1,4 +1,4 @@
-"""Recording every agent call of a run as an execution, with the definition version it ran.
+"""Recording every agent call of a run: an execution row, and the turn it added to history.
 
 Each agent instance's `generate` and `structured` are wrapped (instance attributes, so
 upstream's classes are untouched). The execution being run is kept in a context variable:
@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from mcp_agent.db.conversations.binding import ConversationBinding
 from mcp_agent.db.executions.base import ExecutionStart, ExecutionStore
 from mcp_agent.db.models.types import utc_now
 
@@ -31,65 +32,62 @@ def current_execution_id() -> str | None:
     return _current_execution.get()
 
 
-def _tracked(
-    call: Callable[..., Awaitable[Any]],
-    *,
-    store: ExecutionStore,
-    agent_name: str,
-    agent_version_id: int | None,
-    operation: str,
-    session_id: str | None,
-) -> Callable[..., Awaitable[Any]]:
-    @functools.wraps(call)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        execution_id = str(uuid.uuid4())
-        await store.start(
-            ExecutionStart(
-                execution_id=execution_id,
-                parent_execution_id=_current_execution.get(),
-                agent_name=agent_name,
-                agent_version_id=agent_version_id,
-                operation=operation,
-                started_at=utc_now(),
-                worker_id=WORKER_ID,
-                session_id=session_id,
-            )
-        )
-        token = _current_execution.set(execution_id)
-        try:
-            result = await call(*args, **kwargs)
-        except BaseException as error:
-            await store.finish(
-                execution_id, status="failed", finished_at=utc_now(), error=repr(error)
-            )
-            raise
-        finally:
-            _current_execution.reset(token)
-        await store.finish(execution_id, status="completed", finished_at=utc_now())
-        return result
+class RunRecorder:
+    """Wraps a running app's agents so each call is recorded."""
 
-    return wrapper
+    def __init__(
+        self,
+        executions: ExecutionStore,
+        versions: Mapping[str, int | None],
+        *,
+        conversation: ConversationBinding | None = None,
+    ) -> None:
+        self.executions = executions
+        self.versions = versions
+        self.conversation = conversation
 
+    def track(self, agents: Mapping[str, Any]) -> None:
+        for name, agent in agents.items():
+            for operation in ("generate", "structured"):
+                setattr(
+                    agent, operation, self._wrap(getattr(agent, operation), name, agent, operation)
+                )
 
-def track_executions(
-    agents: Mapping[str, Any],
-    store: ExecutionStore,
-    versions: Mapping[str, int | None],
-    *,
-    session_id: str | None = None,
-) -> None:
-    """Wrap the agents of a running app so each call is recorded in `store`."""
-    for name, agent in agents.items():
-        for operation in ("generate", "structured"):
-            setattr(
-                agent,
-                operation,
-                _tracked(
-                    getattr(agent, operation),
-                    store=store,
+    def _wrap(
+        self, call: Callable[..., Awaitable[Any]], name: str, agent: Any, operation: str
+    ) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(call)
+        async def recorded(*args: Any, **kwargs: Any) -> Any:
+            execution_id = str(uuid.uuid4())
+            conversation = self.conversation
+            await self.executions.start(
+                ExecutionStart(
+                    execution_id=execution_id,
+                    parent_execution_id=_current_execution.get(),
                     agent_name=name,
-                    agent_version_id=versions.get(name),
+                    agent_version_id=self.versions.get(name),
                     operation=operation,
-                    session_id=session_id,
-                ),
+                    started_at=utc_now(),
+                    worker_id=WORKER_ID,
+                    session_id=conversation.session_id if conversation else None,
+                )
             )
+            snapshot = conversation.snapshot(agent) if conversation else None
+            token = _current_execution.set(execution_id)
+            try:
+                result = await call(*args, **kwargs)
+                if conversation:
+                    await conversation.persist(name, agent, snapshot, execution_id)
+            except BaseException as error:
+                if conversation:
+                    conversation.roll_back(agent, snapshot)
+                await self.executions.finish(
+                    execution_id, status="failed", finished_at=utc_now(), error=repr(error)
+                )
+                raise
+            finally:
+                _current_execution.reset(token)
+            await self.executions.finish(execution_id, status="completed", finished_at=utc_now())
+            return result
+
+        return recorded

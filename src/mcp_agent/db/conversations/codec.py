@@ -1,0 +1,70 @@
+"""JSON forms of the two histories an upstream LLM keeps.
+
+* The provider-agnostic transcript (`PromptMessageMultipart`) round-trips through pydantic with
+  `by_alias=True` (without it, `_meta` comes back as an extra field and equality fails).
+* The provider-native history mixes plain dicts with SDK objects (the OpenAI provider appends
+  `ChatCompletionMessage` models, the Anthropic one content-block models). Objects are stored
+  with their class name and rebuilt on load, so the SDK serialises the next request exactly as
+  the first process would have. Only classes of the provider SDKs are rebuilt: a row names a
+  class, and we will not import arbitrary names from the database.
+* Anthropic `cache_control` markers are dropped: they mark positions of the previous process's
+  prompt cache, and stale ones can exceed Anthropic's four-marker limit.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
+from pydantic import BaseModel
+
+_TYPE_KEY = "__fast_agent_db_type__"
+_VALUE_KEY = "value"
+_REBUILDABLE_MODULES = ("openai.", "anthropic.", "google.genai.", "mcp.")
+
+
+def encode_multipart(message: PromptMessageMultipart) -> dict[str, Any]:
+    return message.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def decode_multipart(data: dict[str, Any]) -> PromptMessageMultipart:
+    return PromptMessageMultipart.model_validate(data)
+
+
+def encode_provider(value: Any) -> Any:
+    """A provider history item as JSON, SDK objects tagged with their class."""
+    if isinstance(value, BaseModel):
+        cls = type(value)
+        return {
+            _TYPE_KEY: f"{cls.__module__}:{cls.__qualname__}",
+            _VALUE_KEY: encode_provider(value.model_dump(mode="json")),
+        }
+    if isinstance(value, dict):
+        return {
+            key: encode_provider(entry) for key, entry in value.items() if key != "cache_control"
+        }
+    if isinstance(value, list | tuple):
+        return [encode_provider(entry) for entry in value]
+    return value
+
+
+def decode_provider(value: Any) -> Any:
+    if isinstance(value, dict):
+        tag = value.get(_TYPE_KEY)
+        if isinstance(tag, str) and set(value) == {_TYPE_KEY, _VALUE_KEY}:
+            return _rebuild(tag, decode_provider(value[_VALUE_KEY]))
+        return {key: decode_provider(entry) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [decode_provider(entry) for entry in value]
+    return value
+
+
+def _rebuild(tag: str, data: Any) -> Any:
+    module_name, _, qualname = tag.partition(":")
+    if not module_name.startswith(_REBUILDABLE_MODULES):
+        raise ValueError(f"refusing to rebuild {tag!r} from the database: not a provider SDK type")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target.model_validate(data)

@@ -1,0 +1,1 @@
+"""Offline stand-ins for exercising fast-agent-db without a provider key."""
