@@ -18,6 +18,15 @@ def echo(text: str) -> str:
 
 
 @server.tool()
+async def sleep(seconds: float) -> str:
+    """Wait, then answer: a tool call that is still running when a test kills the agent."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return f"slept {seconds}"
+
+
+@server.tool()
 def env_var(name: str) -> str:
     """The value of an environment variable of the server process (tests secret resolution)."""
     import os

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from mcp_agent.db.conversations.sql import SessionError
 from mcp_agent.db.definitions.specs import DefinitionError
 from mcp_agent.db.errors import DatabaseUrlError, FastAgentDbError
 from mcp_agent.db.settings.document import ConfigError
@@ -44,7 +45,7 @@ class ReportingGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (DatabaseUrlError, ConfigError, DefinitionError) as error:
+        except (DatabaseUrlError, ConfigError, DefinitionError, SessionError) as error:
             fail(str(error), code=EXIT_BAD_INPUT)
         except FastAgentDbError as error:
             fail(str(error))
