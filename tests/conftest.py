@@ -86,3 +86,25 @@ async def runtime(database_url: str) -> AsyncIterator[DatabaseRuntime]:
     runtime = await DatabaseRuntime.open(database_url)
     yield runtime
     await runtime.close()
+
+
+_BACKEND_OUTCOMES: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count outcomes per database backend (runs in the xdist controller too)."""
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    for backend in ("sqlite", "postgresql"):
+        if backend in report.keywords:
+            counts = _BACKEND_OUTCOMES.setdefault(backend, {})
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook
+    if not _BACKEND_OUTCOMES:
+        return
+    terminalreporter.section("database backends")
+    for backend, counts in sorted(_BACKEND_OUTCOMES.items()):
+        summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
+        terminalreporter.write_line(f"{backend}: {summary}")

@@ -70,3 +70,15 @@ def test_the_definition_seams_still_exist() -> None:
         assert list(inspect.signature(getattr(direct_decorators, name)).parameters)[0] == "self"
     assert "_agents" in inspect.getsource(AgentApp.__init__)
     assert "self.args" in inspect.getsource(FastAgent.__init__)
+
+
+def test_the_history_seams_still_exist() -> None:
+    import inspect
+
+    from mcp_agent.llm.augmented_llm import AugmentedLLM
+    from mcp_agent.llm.memory import SimpleMemory
+
+    assert "self._message_history" in inspect.getsource(AugmentedLLM.__init__)
+    memory = SimpleMemory()
+    memory.set([{"role": "user", "content": "x"}])
+    assert memory.history == [{"role": "user", "content": "x"}]

