@@ -133,7 +133,8 @@ async def main() -> None:
     widths = (12, 14, 12, 10, 13, 10)
     print(
         "".join(
-            f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(header, widths))
+            f"{h:<{w}}" if i == 0 else f"{h:>{w}}"
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
         )
     )
     for backend, result in results.items():
