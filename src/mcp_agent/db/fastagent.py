@@ -22,11 +22,13 @@ from mcp_agent.db.conversations.sql import SqlConversationStore, make_session_id
 from mcp_agent.db.definitions.loader import captured_specs, register_definitions
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
 from mcp_agent.db.executions.sql import SqlExecutionStore
-from mcp_agent.db.executions.tracking import RunRecorder
+from mcp_agent.db.executions.tracking import RunRecorder, interrupt_dead_workers
+from mcp_agent.db.executions.usage import PriceBook
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.build import build_settings
 from mcp_agent.db.settings.document import ConfigDocument
 from mcp_agent.db.settings.hooks import install_secret_resolution
+from mcp_agent.db.settings.model_catalog import SqlModelCatalog
 from mcp_agent.db.settings.sql import SqlSettingsStore
 from mcp_agent.db.sync_bridge import run_blocking
 from mcp_agent.db.urls import resolve_database_url
@@ -112,9 +114,12 @@ class FastAgent(UpstreamFastAgent):
             conversations = SqlConversationStore(runtime)
             await conversations.ensure_session(self.session_id, app_name=self.app.name)
             binding = ConversationBinding(conversations, self.session_id)
+            executions = SqlExecutionStore(runtime)
+            await interrupt_dead_workers(executions)
+            prices = PriceBook(await SqlModelCatalog(runtime).list_models())
             async with super().run() as app:
                 await binding.restore(app._agents)
                 RunRecorder(
-                    SqlExecutionStore(runtime), self.definition_versions, conversation=binding
+                    executions, self.definition_versions, conversation=binding, prices=prices
                 ).track(app._agents)
                 yield app

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal, Protocol
+
+from mcp_agent.db.executions.usage import UsageTotals, UsageTurn
 
 ExecutionStatus = Literal["running", "completed", "failed", "interrupted"]
 
@@ -32,6 +36,20 @@ class ExecutionRecord:
     started_at: datetime
     finished_at: datetime | None
     error: str | None
+    session_id: str | None = None
+    model: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Decimal | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
 
 
 class ExecutionStore(Protocol):
@@ -46,8 +64,19 @@ class ExecutionStore(Protocol):
         status: ExecutionStatus,
         finished_at: datetime,
         error: str | None = None,
+        totals: UsageTotals | None = None,
+        turns: Sequence[UsageTurn] = (),
     ) -> None:
-        """Record how an execution ended."""
+        """Record how an execution ended: its own provider calls (`turns`) and its totals
+        (own turns plus its children's), in one transaction."""
+        ...
+
+    async def running_workers(self) -> list[str]:
+        """Worker ids that still have executions marked running."""
+        ...
+
+    async def mark_interrupted(self, worker_ids: Sequence[str]) -> int:
+        """Mark rows still `running` for these (dead) workers as `interrupted`."""
         ...
 
     async def tree(self, root_execution_id: str) -> list[ExecutionRecord]:

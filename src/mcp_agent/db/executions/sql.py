@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -11,7 +12,8 @@ from mcp_agent.db.executions.base import (
     ExecutionStart,
     ExecutionStatus,
 )
-from mcp_agent.db.models import ExecutionRow
+from mcp_agent.db.executions.usage import UsageTotals, UsageTurn
+from mcp_agent.db.models import ExecutionRow, UsageTurnRow
 from mcp_agent.db.runtime import DatabaseRuntime
 
 
@@ -26,6 +28,14 @@ def _record(row: ExecutionRow) -> ExecutionRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         error=row.error,
+        session_id=row.session_id,
+        model=row.model,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        cache_read_tokens=row.cache_read_tokens,
+        cache_write_tokens=row.cache_write_tokens,
+        reasoning_tokens=row.reasoning_tokens,
+        cost=row.cost,
     )
 
 
@@ -56,13 +66,63 @@ class SqlExecutionStore:
         status: ExecutionStatus,
         finished_at: datetime,
         error: str | None = None,
+        totals: UsageTotals | None = None,
+        turns: Sequence[UsageTurn] = (),
     ) -> None:
+        values: dict[str, object] = {"status": status, "finished_at": finished_at, "error": error}
+        if totals is not None:
+            values.update(
+                input_tokens=totals.input_tokens,
+                output_tokens=totals.output_tokens,
+                cache_read_tokens=totals.cache_read_tokens,
+                cache_write_tokens=totals.cache_write_tokens,
+                reasoning_tokens=totals.reasoning_tokens,
+                cost=totals.cost,
+                model=", ".join(sorted(totals.models))[:200] or None,
+            )
         async with self._runtime.sessions.begin() as session:
             await session.execute(
                 update(ExecutionRow)
                 .where(ExecutionRow.execution_id == execution_id)
-                .values(status=status, finished_at=finished_at, error=error)
+                .values(**values)
             )
+            session.add_all(
+                UsageTurnRow(
+                    execution_id=execution_id,
+                    provider=turn.provider,
+                    model=turn.model,
+                    input_tokens=turn.input_tokens,
+                    output_tokens=turn.output_tokens,
+                    cache_read_tokens=turn.cache_read_tokens,
+                    cache_write_tokens=turn.cache_write_tokens,
+                    reasoning_tokens=turn.reasoning_tokens,
+                    tool_use_tokens=turn.tool_use_tokens,
+                    cost=turn.cost,
+                    raw_usage=turn.raw_usage,
+                )
+                for turn in turns
+            )
+
+    async def mark_interrupted(self, worker_ids: Sequence[str]) -> int:
+        if not worker_ids:
+            return 0
+        async with self._runtime.sessions.begin() as session:
+            result = await session.execute(
+                update(ExecutionRow)
+                .where(ExecutionRow.status == "running", ExecutionRow.worker_id.in_(worker_ids))
+                .values(status="interrupted")
+            )
+            return result.rowcount or 0
+
+    async def running_workers(self) -> list[str]:
+        """Workers that have executions still marked running."""
+        async with self._runtime.sessions() as session:
+            rows = await session.scalars(
+                select(ExecutionRow.worker_id)
+                .where(ExecutionRow.status == "running", ExecutionRow.worker_id.is_not(None))
+                .distinct()
+            )
+            return [row for row in rows if row]
 
     async def tree(self, root_execution_id: str) -> list[ExecutionRecord]:
         # A recursive CTE: one round trip whatever the depth of the workflow.

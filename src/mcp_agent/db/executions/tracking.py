@@ -18,6 +18,7 @@ from typing import Any
 
 from mcp_agent.db.conversations.binding import ConversationBinding
 from mcp_agent.db.executions.base import ExecutionStart, ExecutionStore
+from mcp_agent.db.executions.usage import PriceBook, UsageTotals, usage_turn
 from mcp_agent.db.models.types import utc_now
 
 _current_execution: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -32,6 +33,28 @@ def current_execution_id() -> str | None:
     return _current_execution.get()
 
 
+def _is_dead_local_worker(worker_id: str) -> bool:
+    host, _, pid = worker_id.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
+async def interrupt_dead_workers(store: ExecutionStore) -> int:
+    """Mark executions left `running` by processes of this host that no longer exist.
+
+    Workers on other hosts are left alone: from here we cannot tell whether they are alive.
+    """
+    workers = await store.running_workers()
+    return await store.mark_interrupted([w for w in workers if _is_dead_local_worker(w)])
+
+
 class RunRecorder:
     """Wraps a running app's agents so each call is recorded."""
 
@@ -41,10 +64,14 @@ class RunRecorder:
         versions: Mapping[str, int | None],
         *,
         conversation: ConversationBinding | None = None,
+        prices: PriceBook | None = None,
     ) -> None:
         self.executions = executions
         self.versions = versions
         self.conversation = conversation
+        self.prices = prices or PriceBook([])
+        # Usage of finished children, waiting for their parent to finish.
+        self._children_usage: dict[str, UsageTotals] = {}
 
     def track(self, agents: Mapping[str, Any]) -> None:
         for name, agent in agents.items():
@@ -59,11 +86,12 @@ class RunRecorder:
         @functools.wraps(call)
         async def recorded(*args: Any, **kwargs: Any) -> Any:
             execution_id = str(uuid.uuid4())
+            parent_id = _current_execution.get()
             conversation = self.conversation
             await self.executions.start(
                 ExecutionStart(
                     execution_id=execution_id,
-                    parent_execution_id=_current_execution.get(),
+                    parent_execution_id=parent_id,
                     agent_name=name,
                     agent_version_id=self.versions.get(name),
                     operation=operation,
@@ -73,7 +101,10 @@ class RunRecorder:
                 )
             )
             snapshot = conversation.snapshot(agent) if conversation else None
+            accumulator = getattr(agent, "usage_accumulator", None)
+            turns_before = len(accumulator.turns) if accumulator is not None else 0
             token = _current_execution.set(execution_id)
+            status, error_text = "completed", None
             try:
                 result = await call(*args, **kwargs)
                 if conversation:
@@ -81,13 +112,28 @@ class RunRecorder:
             except BaseException as error:
                 if conversation:
                     conversation.roll_back(agent, snapshot)
-                await self.executions.finish(
-                    execution_id, status="failed", finished_at=utc_now(), error=repr(error)
-                )
+                status, error_text = "failed", repr(error)
                 raise
             finally:
                 _current_execution.reset(token)
-            await self.executions.finish(execution_id, status="completed", finished_at=utc_now())
+                turns = (
+                    [usage_turn(t, self.prices) for t in accumulator.turns[turns_before:]]
+                    if accumulator is not None
+                    else []
+                )
+                totals = self._children_usage.pop(execution_id, UsageTotals())
+                for turn in turns:
+                    totals.add_turn(turn)
+                if parent_id is not None:
+                    self._children_usage.setdefault(parent_id, UsageTotals()).add(totals)
+                await self.executions.finish(
+                    execution_id,
+                    status=status,
+                    finished_at=utc_now(),
+                    error=error_text,
+                    totals=totals,
+                    turns=turns,
+                )
             return result
 
         return recorded

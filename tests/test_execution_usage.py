@@ -1,0 +1,125 @@
+"""Executions carry token usage and cost; a workflow's totals are its children's sums."""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import mcp_agent.config as upstream_config
+import pytest
+from mcp_agent.logging.logger import LoggingConfig
+from mcp_agent.logging.transport import AsyncEventBus
+
+from mcp_agent.db import FastAgent
+from mcp_agent.db.executions.base import ExecutionStart
+from mcp_agent.db.executions.sql import SqlExecutionStore
+from mcp_agent.db.executions.tracking import WORKER_ID, interrupt_dead_workers
+from mcp_agent.db.models.types import utc_now
+from mcp_agent.db.runtime import DatabaseRuntime
+from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
+from tests.support.cli import ainvoke
+
+SERVER = Path(__file__).parent / "support" / "calculator_server.py"
+ROUTE = '***FIXED_RESPONSE {"agent": "second", "confidence": "high", "reasoning": "r"}'
+
+
+@pytest.fixture
+def fake_openai():
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_upstream_state():
+    saved = upstream_config._settings
+    LoggingConfig._initialized = False
+    AsyncEventBus.reset()
+    yield
+    upstream_config._settings = saved
+    LoggingConfig._initialized = False
+    AsyncEventBus.reset()
+
+
+async def test_workflow_totals_equal_upstreams_usage_and_are_priced(
+    database_url: str, fake_openai: FakeOpenAIServer, fresh_upstream_state
+) -> None:
+    for args in (
+        ["config", "set", "generic.base_url", fake_openai.base_url],
+        ["config", "set", "logger.progress_display", "false"],
+        ["config", "set", "logger.show_chat", "false"],
+        ["config", "set", "logger.show_tools", "false"],
+        ["servers", "add", "calculator", "--command", sys.executable, "--arg", str(SERVER)],
+        ["models", "set-price", "generic/fake-model", "--input", "2", "--output", "8"],
+    ):
+        assert (await ainvoke(*args, "--database-url", database_url)).exit_code == 0
+
+    fast = FastAgent("usage", database_url=database_url, parse_cli_args=False)
+
+    @fast.agent(name="first", model="generic.fake-model", servers=["calculator"])
+    @fast.agent(name="second", model="generic.fake-model")
+    @fast.chain(name="pipeline", sequence=["first", "second"])
+    @fast.parallel(name="fanout", fan_out=["first", "second"])
+    @fast.router(name="dispatcher", agents=["first", "second"], model="passthrough")
+    async def _workflows() -> None: ...
+
+    async with fast.run() as app:
+        await app.pipeline.send('CALL calculator-add {"a": 2, "b": 3}')
+        await app.fanout.send("in parallel")
+        await app.dispatcher.send(ROUTE)
+        accumulated = [
+            agent.usage_accumulator
+            for agent in app._agents.values()
+            if agent.usage_accumulator is not None
+        ]
+        upstream_input = sum(acc.cumulative_input_tokens for acc in accumulated)
+        upstream_output = sum(acc.cumulative_output_tokens for acc in accumulated)
+
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        store = SqlExecutionStore(runtime)
+        roots = {root.agent_name: root for root in await store.roots()}
+        trees = {name: await store.tree(root.execution_id) for name, root in roots.items()}
+
+    assert set(roots) == {"pipeline", "fanout", "dispatcher"}
+    assert sum(root.input_tokens for root in roots.values()) == upstream_input
+    assert sum(root.output_tokens for root in roots.values()) == upstream_output
+    for name, tree in trees.items():
+        root = roots[name]
+        children = [r for r in tree if r.parent_execution_id == root.execution_id]
+        own = root.input_tokens - sum(child.input_tokens for child in children)
+        assert own >= 0, name
+        assert all(record.session_id == fast.session_id for record in tree)
+    assert [c.agent_name for c in trees["pipeline"] if c.parent_execution_id] == ["first", "second"]
+    assert {c.agent_name for c in trees["fanout"] if c.parent_execution_id} >= {"first", "second"}
+    assert [c.agent_name for c in trees["dispatcher"] if c.parent_execution_id] == ["second"]
+
+    pipeline = roots["pipeline"]
+    expected = (
+        Decimal(pipeline.input_tokens) * 2 + Decimal(pipeline.output_tokens) * 8
+    ) / 1_000_000
+    assert pipeline.cost == expected  # all its calls used the priced fake-model
+    assert roots["dispatcher"].cost is not None  # the routed call is priced; passthrough is not
+
+
+async def test_rows_of_a_dead_worker_are_marked_interrupted(database_url: str) -> None:
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        store = SqlExecutionStore(runtime)
+        for execution_id, worker in (
+            ("dead", WORKER_ID.rsplit(":", 1)[0] + ":999999999"),
+            ("alive", WORKER_ID),
+            ("elsewhere", "other-host:1"),
+        ):
+            await store.start(
+                ExecutionStart(
+                    execution_id=execution_id,
+                    parent_execution_id=None,
+                    agent_name="a",
+                    agent_version_id=None,
+                    operation="generate",
+                    started_at=utc_now(),
+                    worker_id=worker,
+                )
+            )
+        assert await interrupt_dead_workers(store) == 1
+        status = {r.execution_id: r.status for r in await store.roots()}
+    assert status == {"dead": "interrupted", "alive": "running", "elsewhere": "running"}
