@@ -100,6 +100,20 @@ async def test_workflow_totals_equal_upstreams_usage_and_are_priced(
     assert pipeline.cost == expected  # all its calls used the priced fake-model
     assert roots["dispatcher"].cost is not None  # the routed call is priced; passthrough is not
 
+    url = ["--database-url", database_url]
+    listed = await ainvoke("executions", "list", *url)
+    assert pipeline.execution_id in listed.output
+    shown = await ainvoke("executions", "show", pipeline.execution_id, *url)
+    assert shown.exit_code == 0, shown.output
+    assert "pipeline generate" in shown.output and "first generate" in shown.output
+    assert f"{pipeline.input_tokens} in / {pipeline.output_tokens} out" in shown.output
+    by_model = await ainvoke("usage", "--session", fast.session_id, *url)
+    assert "fake-model" in by_model.output and "passthrough" in by_model.output
+    by_agent = await ainvoke("usage", "--by", "agent", "--since", "1h", *url)
+    assert "first" in by_agent.output and "second" in by_agent.output
+    bad = await ainvoke("usage", "--since", "yesterday-ish", *url)
+    assert bad.exit_code == 2 and "expected a duration" in bad.output
+
 
 async def test_rows_of_a_dead_worker_are_marked_interrupted(database_url: str) -> None:
     async with await DatabaseRuntime.open(database_url) as runtime:

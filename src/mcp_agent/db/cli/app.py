@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mcp_agent.db import __version__
-from mcp_agent.db.cli import agents, config, db, models, servers, sessions
+from mcp_agent.db.cli import agents, config, db, executions, models, servers, sessions
 from mcp_agent.db.cli.output import ReportingGroup, console
 from mcp_agent.db.cli.run import chat, run
 from mcp_agent.db.cli.tour import tour
@@ -43,6 +43,8 @@ app.add_typer(servers.app, name="servers")
 app.add_typer(models.app, name="models")
 app.add_typer(agents.app, name="agents")
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(executions.app, name="executions")
+app.command(name="usage")(executions.usage)
 app.command(name="run")(run)
 app.command(name="chat")(chat)
 app.command(name="tour")(tour)
