@@ -10,11 +10,13 @@ import mcp_agent.config as upstream_config
 import pytest
 from mcp_agent.logging.logger import LoggingConfig
 from mcp_agent.logging.transport import AsyncEventBus
+from sqlalchemy import select
 
 from mcp_agent.db import FastAgent
 from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.executions.tracking import WORKER_ID, interrupt_dead_workers
+from mcp_agent.db.models import EventRow
 from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
@@ -79,6 +81,17 @@ async def test_workflow_totals_equal_upstreams_usage_and_are_priced(
         store = SqlExecutionStore(runtime)
         roots = {root.agent_name: root for root in await store.roots()}
         trees = {name: await store.tree(root.execution_id) for name, root in roots.items()}
+        async with runtime.sessions() as session:
+            events = list(await session.scalars(select(EventRow).order_by(EventRow.event_id)))
+
+    # Events are tagged with the session, the execution and the agent that emitted them.
+    assert events and all(e.level in ("info", "warning", "error") for e in events)
+    in_session = [e for e in events if e.session_id == fast.session_id]
+    assert in_session, "events carry the session"
+    tool_events = [e for e in in_session if "tool" in e.message.lower() and e.agent_name == "first"]
+    assert tool_events, "the tool call's events name the agent"
+    execution_ids = {r.execution_id for tree in trees.values() for r in tree}
+    assert any(e.execution_id in execution_ids for e in in_session)
 
     assert set(roots) == {"pipeline", "fanout", "dispatcher"}
     assert sum(root.input_tokens for root in roots.values()) == upstream_input

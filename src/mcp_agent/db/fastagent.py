@@ -17,10 +17,15 @@ import mcp_agent.config as upstream_config
 from mcp_agent.core.agent_app import AgentApp
 from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
 
+from mcp_agent.db import run_context
 from mcp_agent.db.conversations.binding import ConversationBinding
 from mcp_agent.db.conversations.sql import SqlConversationStore, make_session_id
 from mcp_agent.db.definitions.loader import captured_specs, register_definitions
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
+from mcp_agent.db.events.capture import EventWriter, spill_directory
+from mcp_agent.db.events.capture import install as install_event_capture
+from mcp_agent.db.events.capture import uninstall as uninstall_event_capture
+from mcp_agent.db.events.sql import SqlEventSink
 from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.executions.tracking import RunRecorder, interrupt_dead_workers
 from mcp_agent.db.executions.usage import PriceBook
@@ -108,7 +113,8 @@ class FastAgent(UpstreamFastAgent):
     @asynccontextmanager
     async def run(self) -> AsyncIterator[AgentApp]:
         """Upstream's run, in a session: agents recorded as definitions, their histories
-        restored from and stored in the session, every call logged as an execution."""
+        restored from and stored in the session, every call logged as an execution, and
+        upstream's events written to the event log."""
         async with await DatabaseRuntime.open(self.database_url) as runtime:
             await self.record_definitions(runtime)
             conversations = SqlConversationStore(runtime)
@@ -117,9 +123,28 @@ class FastAgent(UpstreamFastAgent):
             executions = SqlExecutionStore(runtime)
             await interrupt_dead_workers(executions)
             prices = PriceBook(await SqlModelCatalog(runtime).list_models())
-            async with super().run() as app:
-                await binding.restore(app._agents)
-                RunRecorder(
-                    executions, self.definition_versions, conversation=binding, prices=prices
-                ).track(app._agents)
-                yield app
+            events = SqlEventSink(runtime)
+            await events.ensure_partitions()
+            writer = EventWriter(events, spill_dir=spill_directory(self.database_url))
+            await writer.start()
+            session_token = run_context.current_session.set(self.session_id)
+            # Initialise first (upstream's run() then skips it), so capture wraps the
+            # transport upstream's logging configuration installs, and sees start-up events.
+            await self.app.initialize()
+            capturing = install_event_capture(writer, level=self._events_level())
+            try:
+                async with super().run() as app:
+                    await binding.restore(app._agents)
+                    RunRecorder(
+                        executions, self.definition_versions, conversation=binding, prices=prices
+                    ).track(app._agents)
+                    yield app
+            finally:
+                uninstall_event_capture(capturing)
+                run_context.current_session.reset(session_token)
+                await writer.close()
+
+    def _events_level(self) -> str:
+        """`database.events_level` (default info): independent of the console's logger.level."""
+        database = self.config.get("database") or {}
+        return str(database.get("events_level") or "info")

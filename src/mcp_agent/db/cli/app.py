@@ -8,6 +8,7 @@ import typer
 
 from mcp_agent.db import __version__
 from mcp_agent.db.cli import agents, config, db, executions, models, servers, sessions
+from mcp_agent.db.cli.logs import logs, prune_command
 from mcp_agent.db.cli.output import ReportingGroup, console
 from mcp_agent.db.cli.run import chat, run
 from mcp_agent.db.cli.tour import tour
@@ -45,6 +46,8 @@ app.add_typer(agents.app, name="agents")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(executions.app, name="executions")
 app.command(name="usage")(executions.usage)
+app.command(name="logs")(logs)
+app.command(name="prune")(prune_command)
 app.command(name="run")(run)
 app.command(name="chat")(chat)
 app.command(name="tour")(tour)

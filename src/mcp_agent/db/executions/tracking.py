@@ -8,7 +8,6 @@ and asyncio tasks (parallel fan-out) inherit it. `send` goes through `generate` 
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import os
 import socket
@@ -16,14 +15,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from mcp_agent.db import run_context
 from mcp_agent.db.conversations.binding import ConversationBinding
 from mcp_agent.db.executions.base import ExecutionStart, ExecutionStore
 from mcp_agent.db.executions.usage import PriceBook, UsageTotals, usage_turn
 from mcp_agent.db.models.types import utc_now
 
-_current_execution: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "fast_agent_db_execution", default=None
-)
+_current_execution = run_context.current_execution
 
 #: Identifies this process in fa_executions.worker_id, to find rows left by a dead worker.
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -104,6 +102,7 @@ class RunRecorder:
             accumulator = getattr(agent, "usage_accumulator", None)
             turns_before = len(accumulator.turns) if accumulator is not None else 0
             token = _current_execution.set(execution_id)
+            agent_token = run_context.current_agent.set(name)
             status, error_text = "completed", None
             try:
                 result = await call(*args, **kwargs)
@@ -116,6 +115,7 @@ class RunRecorder:
                 raise
             finally:
                 _current_execution.reset(token)
+                run_context.current_agent.reset(agent_token)
                 turns = (
                     [usage_turn(t, self.prices) for t in accumulator.turns[turns_before:]]
                     if accumulator is not None

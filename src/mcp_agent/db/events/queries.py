@@ -1,0 +1,67 @@
+"""Reading the event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from mcp_agent.db.events.base import EventRecord
+from mcp_agent.db.models import EventRow
+from mcp_agent.db.runtime import DatabaseRuntime
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+async def read_events(
+    runtime: DatabaseRuntime,
+    *,
+    session_id: str | None = None,
+    agent_name: str | None = None,
+    min_level: str | None = None,
+    since: datetime | None = None,
+    after_event_id: int | None = None,
+    limit: int = 200,
+) -> list[tuple[int, EventRecord]]:
+    """Events matching the filters, oldest first, with their ids (for following)."""
+    query = select(EventRow)
+    if after_event_id is None:
+        # The newest `limit` events, returned oldest first.
+        query = query.order_by(EventRow.event_id.desc()).limit(limit)
+    else:
+        query = query.where(EventRow.event_id > after_event_id).order_by(EventRow.event_id)
+    if session_id is not None:
+        query = query.where(EventRow.session_id == session_id)
+    if agent_name is not None:
+        query = query.where(EventRow.agent_name == agent_name)
+    if min_level is not None:
+        # progress events rank as debug, as upstream's filters do.
+        allowed = list(LEVELS[LEVELS.index(min_level) :]) + (
+            ["progress"] if min_level == "debug" else []
+        )
+        query = query.where(EventRow.level.in_(allowed))
+    if since is not None:
+        query = query.where(EventRow.occurred_at >= since)
+    async with runtime.sessions() as session:
+        rows = list(await session.scalars(query))
+    if after_event_id is None:
+        rows.reverse()
+    return [
+        (
+            row.event_id,
+            EventRecord(
+                occurred_at=row.occurred_at,
+                level=row.level,
+                namespace=row.namespace,
+                message=row.message,
+                name=row.name,
+                data=row.data,
+                session_id=row.session_id,
+                execution_id=row.execution_id,
+                agent_name=row.agent_name,
+                trace_id=row.trace_id,
+                span_id=row.span_id,
+            ),
+        )
+        for row in rows
+    ]
