@@ -75,7 +75,7 @@ class EventWriter:
         sink: EventSink,
         *,
         spill_dir: Path,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         flush_interval: float = 0.5,
     ) -> None:
         self._sink = sink
@@ -85,6 +85,7 @@ class EventWriter:
         self._pending: deque[EventRecord] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._flush_lock = asyncio.Lock()
         self.written = 0
         self.spilled = 0
@@ -100,7 +101,7 @@ class EventWriter:
         self._task = asyncio.create_task(self._run(), name="fast-agent-db events")
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._flush_interval)
             self._wake.clear()
@@ -116,6 +117,10 @@ class EventWriter:
                 try:
                     await self._sink.write(batch)
                     self.written += len(batch)
+                except asyncio.CancelledError:
+                    # Not written: back to the front of the queue for the final flush.
+                    self._pending.extendleft(reversed(batch))
+                    raise
                 except Exception as error:  # noqa: BLE001 - any failure: keep the events
                     await asyncio.to_thread(self._spill, batch)
                     self.spilled += len(batch)
@@ -126,8 +131,10 @@ class EventWriter:
 
     async def close(self) -> None:
         """Write everything queued (or spill it); safe to call on Ctrl-C."""
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
+            # Let a flush under way finish rather than cancel it halfway through a batch.
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

@@ -12,6 +12,20 @@ from mcp_agent.db.events.base import EventRecord
 from mcp_agent.db.models import EventRow
 from mcp_agent.db.runtime import DatabaseRuntime
 
+_COPY_COLUMNS = (
+    "occurred_at",
+    "level",
+    "namespace",
+    "name",
+    "message",
+    "data",
+    "session_id",
+    "execution_id",
+    "agent_name",
+    "trace_id",
+    "span_id",
+)
+
 
 def month_start(moment: datetime, offset: int = 0) -> datetime:
     month = moment.month - 1 + offset
@@ -29,8 +43,41 @@ class SqlEventSink:
     async def write(self, events: Sequence[EventRecord]) -> None:
         if not events:
             return
+        if self._runtime.dialect == "postgresql":
+            await self._copy(events)
+            return
         async with self._runtime.sessions.begin() as session:
             await session.execute(insert(EventRow), [event.as_dict() for event in events])
+
+    async def _copy(self, events: Sequence[EventRecord]) -> None:
+        """PostgreSQL: COPY, many times faster than INSERT for batches (one transaction)."""
+        from psycopg.types.json import Jsonb
+
+        async with self._runtime.engine.begin() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            async with driver.cursor() as cursor:
+                async with cursor.copy(
+                    f"COPY fa_events ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
+                ) as copy:
+                    for event in events:
+                        # Attribute by attribute: dataclasses.asdict would deep-copy `data`.
+                        await copy.write_row(
+                            (
+                                event.occurred_at,
+                                event.level,
+                                event.namespace,
+                                event.name,
+                                event.message,
+                                None if event.data is None else Jsonb(event.data),
+                                event.session_id,
+                                event.execution_id,
+                                event.agent_name,
+                                event.trace_id,
+                                event.span_id,
+                            )
+                        )
 
     async def ensure_partitions(
         self, now: datetime | None = None, *, months_ahead: int = 1

@@ -1,0 +1,119 @@
+"""Benchmark: sustained events per second into PostgreSQL, beside COPY on the same server.
+
+The event path is the one a run uses: records are submitted to an EventWriter (no I/O on the
+caller's side), which writes batches through SqlEventSink into the partitioned fa_events. The
+floor is COPY of the same rows into an unindexed scratch table, measured in the same run.
+
+Run: uv run python benchmarks/events.py [--events 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from mcp_agent.db.events.base import EventRecord
+from mcp_agent.db.events.capture import EventWriter
+from mcp_agent.db.events.sql import SqlEventSink
+from mcp_agent.db.migration_runner import MigrationRunner
+from mcp_agent.db.runtime import DatabaseRuntime
+from mcp_agent.db.testing.embedded_postgres import postgres_server
+
+
+def make_records(count: int) -> list[EventRecord]:
+    now = datetime.now(UTC)
+    return [
+        EventRecord(
+            occurred_at=now,
+            level="info",
+            namespace="mcp_agent.mcp.mcp_aggregator.writer",
+            message="Requesting tool call",
+            data={"data": {"progress_action": "Calling Tool", "tool_name": "add", "n": number}},
+            session_id="bench",
+            execution_id="00000000-0000-0000-0000-000000000000",
+            agent_name="writer",
+        )
+        for number in range(count)
+    ]
+
+
+async def writer_rate(url: str, records: list[EventRecord]) -> float:
+    async with await DatabaseRuntime.open(url) as runtime:
+        sink = SqlEventSink(runtime)
+        await sink.ensure_partitions()
+        writer = EventWriter(sink, spill_dir=Path(tempfile.mkdtemp()))
+        await writer.start()
+        started = time.perf_counter()
+        for record in records:
+            writer.submit(record)
+            if writer.written == 0 and len(records) > 1000:
+                await asyncio.sleep(0)  # let the writer run as a producer would
+        await writer.close()
+        elapsed = time.perf_counter() - started
+        assert writer.written == len(records) and writer.spilled == 0
+    return len(records) / elapsed
+
+
+def copy_rate(libpq_url: str, records: list[EventRecord]) -> float:
+    rows = [
+        (
+            r.occurred_at,
+            r.level,
+            r.namespace,
+            r.message,
+            json.dumps(r.data),
+            r.session_id,
+            r.execution_id,
+            r.agent_name,
+        )
+        for r in records
+    ]
+    with psycopg.connect(libpq_url) as connection:
+        connection.execute(
+            "CREATE TEMP TABLE copy_floor (occurred_at timestamptz, level text, namespace text, "
+            "message text, data jsonb, session_id text, execution_id text, agent_name text)"
+        )
+        started = time.perf_counter()
+        with connection.cursor() as cursor, cursor.copy("COPY copy_floor FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        connection.commit()
+        return len(rows) / (time.perf_counter() - started)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    count = parser.parse_args().events
+    print(f"python {platform.python_version()} on {platform.machine()}, {platform.system()}")
+    records = make_records(count)
+    with postgres_server() as server_url:
+        admin = make_url(server_url).set(drivername="postgresql")
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+            c.execute("DROP DATABASE IF EXISTS fa_bench_events")
+            c.execute("CREATE DATABASE fa_bench_events")
+        url = make_url(server_url).set(database="fa_bench_events")
+        await asyncio.to_thread(
+            lambda: MigrationRunner(url.render_as_string(hide_password=False)).upgrade()
+        )
+        rate = await writer_rate(url.render_as_string(hide_password=False), records)
+        floor = copy_rate(
+            url.set(drivername="postgresql").render_as_string(hide_password=False), records
+        )
+    print(f"\n{count:,} events into PostgreSQL")
+    print(f"{'event writer (fa_events)':<28}{rate:>12,.0f} events/s")
+    print(f"{'COPY (same rows, floor)':<28}{floor:>12,.0f} rows/s")
+    print(f"{'writer / COPY':<28}{rate / floor:>12.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
