@@ -39,3 +39,6 @@ class EditableOverlayHook(BuildHookInterface):
         # Replaces the regular force-include map for this build, so the migrations are read
         # from the checkout rather than copied into site-packages.
         build_data["force_include_editable"][str(shim)] = "mcp_agent/db/__init__.py"
+        # The drop-in activation hook; its module is found on the editable `src/` path.
+        pth = Path(self.root, "src", "fast_agent_db.pth")
+        build_data["force_include_editable"][str(pth)] = "fast_agent_db.pth"
