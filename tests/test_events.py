@@ -28,6 +28,7 @@ from mcp_agent.db.migration_runner import MigrationRunner
 from mcp_agent.db.models import EventRow, ExecutionRow, MessageRow, SessionRow
 from mcp_agent.db.retention import prune
 from mcp_agent.db.runtime import DatabaseRuntime
+from mcp_agent.db.tour import calculator_server
 from tests.support.cli import ainvoke
 
 NOW = datetime.now(UTC)
@@ -210,7 +211,7 @@ async def _messages(runtime: DatabaseRuntime):
 @pytest.mark.slow
 async def test_ctrl_c_flushes_the_events_of_the_interrupted_run(database_url: str) -> None:
     root = Path(__file__).resolve().parents[1]
-    server = Path(__file__).parent / "support" / "calculator_server.py"
+    server = Path(calculator_server.__file__)
     bundle = Path(tempfile.mkdtemp()) / "bundle.yaml"
     bundle.write_text(
         "agents:\n  - {name: tools, type: agent, servers: [calculator], model: passthrough}\n"

@@ -20,9 +20,10 @@ from mcp_agent.db.models import EventRow
 from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
+from mcp_agent.db.tour import calculator_server
 from tests.support.cli import ainvoke
 
-SERVER = Path(__file__).parent / "support" / "calculator_server.py"
+SERVER = Path(calculator_server.__file__)
 ROUTE = '***FIXED_RESPONSE {"agent": "second", "confidence": "high", "reasoning": "r"}'
 
 

@@ -16,10 +16,11 @@ import pytest
 from mcp_agent.db.conversations.sql import SqlConversationStore
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
+from mcp_agent.db.tour import calculator_server
 from tests.support.cli import ainvoke
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = Path(__file__).parent / "support" / "calculator_server.py"
+SERVER = Path(calculator_server.__file__)
 TURNS = ["hello", 'CALL calculator-add {"a": 2, "b": 3}', "and after the tool?"]
 
 pytestmark = pytest.mark.slow

@@ -13,6 +13,7 @@ import pytest
 from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
 
 from mcp_agent.db import FastAgent
+from mcp_agent.db.tour import calculator_server
 from tests.support.cli import ainvoke
 
 SUPPORT = Path(__file__).parent / "support"
@@ -76,7 +77,7 @@ async def test_passthrough_agent_calls_a_tool_of_a_server_that_exists_only_in_th
             "--command",
             sys.executable,
             "--arg",
-            str(SUPPORT / "calculator_server.py"),
+            str(Path(calculator_server.__file__)),
             "--env",
             "API_TOKEN=env:FA_TOOL_TOKEN",
         ],

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mcp_agent.db.tour import calculator_server
+
 SUPPORT = Path(__file__).parent / "support"
 BIN = Path(sys.executable).parent
 
@@ -59,7 +61,7 @@ def test_passthrough_turn_and_stdio_tool_call(tmp_path: Path) -> None:
               servers:
                 calculator:
                   command: {sys.executable}
-                  args: [{SUPPORT / "calculator_server.py"}]
+                  args: [{Path(calculator_server.__file__)}]
             """
         )
     )

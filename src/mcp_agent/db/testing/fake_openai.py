@@ -26,7 +26,7 @@ from typing import Any
 def _text(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
     return content or ""
 
 

@@ -1,4 +1,7 @@
-"""A small stdio MCP server for tests: arithmetic and an echo tool."""
+"""A small stdio MCP server for the tour, the examples and the tests.
+
+Run it as `python -m mcp_agent.db.tour.calculator_server`.
+"""
 
 from mcp.server.fastmcp import FastMCP
 
