@@ -48,7 +48,11 @@ def test_wheel_holds_only_the_overlay_and_its_migrations(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     package_files = [name for name in names if not name.startswith("fast_agent_db-")]
     assert package_files, names
-    assert all(name.startswith("mcp_agent/db/") for name in package_files), package_files
+    # Besides the overlay: the drop-in activation, a .pth line and the module it loads.
+    activation = {"fast_agent_db.pth", "fast_agent_db_hook.py"}
+    assert activation <= set(package_files)
+    others = [name for name in package_files if name not in activation]
+    assert all(name.startswith("mcp_agent/db/") for name in others), others
     assert "mcp_agent/__init__.py" not in names
     assert "mcp_agent/db/migrations/env.py" in names
     assert any(name.startswith("mcp_agent/db/migrations/versions/0001") for name in names)
