@@ -85,6 +85,14 @@ def test_installed_wheel_imports_and_upgrades_without_a_checkout(
     )
     assert probe.returncode == 0, probe.stderr
     assert str(venv) in probe.stdout
+    finder = subprocess.run(
+        [str(python), "-c", "import sys; print(type(sys.meta_path[0]).__name__)"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finder.stdout.strip() == "_FastAgentDbFinder", "the drop-in .pth is active"
 
     upgrade = subprocess.run(
         [str(venv / "bin" / "fast-agent-db"), "db", "upgrade", "--database-url", "sqlite:///w.db"],
