@@ -84,10 +84,33 @@ async def test_any_multipart_message_is_stored_and_loaded_equal(
         collected.extend(messages)
 
     example()
+    # Always, not only when hypothesis happens to draw them: PostgreSQL cannot store U+0000,
+    # and the codec's escape character must survive too.
+    collected.extend(Prompt.user(text) for text in ("nul:\x00:", "\ue000", "\ue0000\x00\ue000"))
     for message in collected:
         await store.append("fidelity", "a", [NewMessage(content=message)])
     loaded = [stored.content for stored in await store.load("fidelity", "a")]
     assert loaded == collected
+
+
+@given(st.recursive(st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)))
+def test_the_nul_escape_is_lossless(value) -> None:
+    from mcp_agent.db.conversations.codec import escape_nul, unescape_nul
+
+    def strings(node):
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            for key, entry in node.items():
+                yield key
+                yield from strings(entry)
+        elif isinstance(node, list):
+            for entry in node:
+                yield from strings(entry)
+
+    escaped = escape_nul(value)
+    assert not any("\x00" in text for text in strings(escaped))
+    assert unescape_nul(escaped) == value
 
 
 async def test_tool_content_and_provider_objects_round_trip(store: SqlConversationStore) -> None:

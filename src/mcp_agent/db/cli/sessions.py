@@ -12,7 +12,7 @@ from rich.table import Table
 from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import console, error_console, run_async
 from mcp_agent.db.conversations.base import StoredMessage
-from mcp_agent.db.conversations.sql import SessionError, SqlConversationStore
+from mcp_agent.db.conversations.sql import SqlConversationStore
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import resolve_database_url
 
@@ -31,15 +31,8 @@ async def _with_store(database_url: str | None, work):  # noqa: ANN001, ANN202 -
 async def _agent_history(
     store: SqlConversationStore, session_id: str, agent: str | None
 ) -> tuple[str, list[StoredMessage]]:
-    agents = await store.agents(session_id)
-    if agent is None:
-        if len(agents) != 1:
-            raise SessionError(
-                f"session {session_id!r} has agents {', '.join(agents) or 'none'}: "
-                "name one with --agent"
-            )
-        agent = agents[0]
-    return agent, await store.load(session_id, agent)
+    name = await store.resolve_agent(session_id, agent)
+    return name, await store.load(session_id, name)
 
 
 @app.command("list")

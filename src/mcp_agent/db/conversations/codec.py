@@ -9,6 +9,8 @@
   class, and we will not import arbitrary names from the database.
 * Anthropic `cache_control` markers are dropped: they mark positions of the previous process's
   prompt cache, and stale ones can exceed Anthropic's four-marker limit.
+* PostgreSQL cannot store U+0000 in JSONB or text, so every string is stored with NUL escaped
+  reversibly (`escape_nul`), on both backends alike.
 """
 
 from __future__ import annotations
@@ -20,16 +22,57 @@ from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
 from pydantic import BaseModel
 
 _TYPE_KEY = "__fast_agent_db_type__"
+# NUL is stored as ESCAPE + "0", and ESCAPE itself as ESCAPE + ESCAPE: a private-use character,
+# so text without either (nearly all text) is stored unchanged.
+_ESCAPE = "\ue000"
+_NUL = "\x00"
+
+
+def escape_nul(value: Any) -> Any:
+    """JSON-shaped `value` with every string made storable in PostgreSQL, reversibly."""
+    if isinstance(value, str):
+        if _ESCAPE in value or _NUL in value:
+            return value.replace(_ESCAPE, _ESCAPE + _ESCAPE).replace(_NUL, _ESCAPE + "0")
+        return value
+    if isinstance(value, dict):
+        return {escape_nul(key): escape_nul(entry) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [escape_nul(entry) for entry in value]
+    return value
+
+
+def unescape_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        if _ESCAPE not in value:
+            return value
+        parts, index = [], 0
+        while index < len(value):
+            character = value[index]
+            if character == _ESCAPE and index + 1 < len(value):
+                following = value[index + 1]
+                parts.append(_NUL if following == "0" else following)
+                index += 2
+            else:
+                parts.append(character)
+                index += 1
+        return "".join(parts)
+    if isinstance(value, dict):
+        return {unescape_nul(key): unescape_nul(entry) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [unescape_nul(entry) for entry in value]
+    return value
+
+
 _VALUE_KEY = "value"
 _REBUILDABLE_MODULES = ("openai.", "anthropic.", "google.genai.", "mcp.")
 
 
 def encode_multipart(message: PromptMessageMultipart) -> dict[str, Any]:
-    return message.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return escape_nul(message.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 def decode_multipart(data: dict[str, Any]) -> PromptMessageMultipart:
-    return PromptMessageMultipart.model_validate(data)
+    return PromptMessageMultipart.model_validate(unescape_nul(data))
 
 
 def encode_provider(value: Any) -> Any:

@@ -15,6 +15,8 @@ from mcp_agent.db.conversations.codec import (
     decode_provider,
     encode_multipart,
     encode_provider,
+    escape_nul,
+    unescape_nul,
 )
 from mcp_agent.db.errors import FastAgentDbError
 from mcp_agent.db.models import MessageRow, SessionRow
@@ -39,7 +41,9 @@ def _stored(row: MessageRow) -> StoredMessage:
         sequence=row.sequence,
         content=decode_multipart(row.content),
         provider_messages=(
-            None if row.provider_messages is None else decode_provider(row.provider_messages)
+            None
+            if row.provider_messages is None
+            else decode_provider(unescape_nul(row.provider_messages))
         ),
         provider=row.provider,
         model=row.model,
@@ -140,7 +144,7 @@ class SqlConversationStore:
                     provider_messages=(
                         None
                         if message.provider_messages is None
-                        else encode_provider(message.provider_messages)
+                        else escape_nul(encode_provider(message.provider_messages))
                     ),
                     model=message.model,
                     execution_id=message.execution_id,
@@ -189,6 +193,18 @@ class SqlConversationStore:
             )
             return sorted(names)
 
+    async def resolve_agent(self, session_id: str, agent_name: str | None) -> str:
+        """`agent_name`, or the session's only agent when none is named."""
+        if agent_name is not None:
+            return agent_name
+        agents = await self.agents(session_id)
+        if len(agents) != 1:
+            raise SessionError(
+                f"session {session_id!r} has agents {', '.join(agents) or 'none'}: "
+                "name one with --agent"
+            )
+        return agents[0]
+
     async def fork(
         self,
         session_id: str,
@@ -199,14 +215,7 @@ class SqlConversationStore:
     ) -> str:
         """A new session sharing the history up to message `at_sequence` of `agent_name`
         (every agent's messages up to that point), without copying rows."""
-        agents = await self.agents(session_id)
-        if agent_name is None:
-            if len(agents) != 1:
-                raise SessionError(
-                    f"session {session_id!r} has agents {', '.join(agents) or 'none'}: "
-                    "name one with --agent"
-                )
-            agent_name = agents[0]
+        agent_name = await self.resolve_agent(session_id, agent_name)
         history = await self.load(session_id, agent_name)
         point = next((m for m in history if m.sequence == at_sequence), None)
         if point is None:

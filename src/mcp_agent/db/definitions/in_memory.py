@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mcp_agent.db.definitions.specs import AgentDefinition, AgentSpec, DefinitionError, PutResult
-from mcp_agent.db.definitions.upsert import prepare_upsert, referrers
+from mcp_agent.db.definitions.upsert import prepare_upsert, referrers, rollback
 from mcp_agent.db.models.types import utc_now
 
 
@@ -77,9 +77,7 @@ class InMemoryDefinitionStore:
     async def rollback(
         self, name: str, version: int, *, created_by: str | None = None
     ) -> PutResult:
-        old = await self.get(name, version)
-        (result,) = await self.put([old.spec], source="rollback", created_by=created_by)
-        return result
+        return await rollback(self, name, version, created_by=created_by)
 
     async def delete(self, name: str) -> None:
         if name not in self._live:

@@ -16,7 +16,7 @@ from mcp_agent.db.definitions.specs import (
     DefinitionError,
     PutResult,
 )
-from mcp_agent.db.definitions.upsert import prepare_upsert, referrers
+from mcp_agent.db.definitions.upsert import prepare_upsert, referrers, rollback
 from mcp_agent.db.models import (
     AgentLinkRow,
     AgentRow,
@@ -272,9 +272,7 @@ class SqlDefinitionStore:
     async def rollback(
         self, name: str, version: int, *, created_by: str | None = None
     ) -> PutResult:
-        old = await self.get(name, version)
-        (result,) = await self.put([old.spec], source="rollback", created_by=created_by)
-        return result
+        return await rollback(self, name, version, created_by=created_by)
 
     async def delete(self, name: str) -> None:
         async with self._runtime.sessions.begin() as session:

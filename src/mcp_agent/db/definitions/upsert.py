@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mcp_agent.db.definitions.registration import canonical
-from mcp_agent.db.definitions.specs import AgentSpec, DefinitionError, content_hash
+from mcp_agent.db.definitions.specs import AgentSpec, DefinitionError, PutResult, content_hash
 from mcp_agent.db.definitions.validation import closure, validate
+
+if TYPE_CHECKING:
+    from mcp_agent.db.definitions.base import DefinitionStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +76,12 @@ def referrers(current: Mapping[str, AgentSpec], name: str) -> list[str]:
         for other, spec in current.items()
         if other != name and any(child == name for _r, _p, child in spec.links())
     )
+
+
+async def rollback(
+    store: DefinitionStore, name: str, version: int, *, created_by: str | None
+) -> PutResult:
+    """Store a copy of `version` as the newest version (history is never rewritten)."""
+    old = await store.get(name, version)
+    (result,) = await store.put([old.spec], source="rollback", created_by=created_by)
+    return result

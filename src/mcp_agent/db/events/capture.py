@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_agent.db import run_context
+from mcp_agent.db.conversations.codec import escape_nul
 from mcp_agent.db.events.base import EventRecord, EventSink
 from mcp_agent.db.settings.secrets import scrub
 
@@ -36,7 +37,7 @@ def spill_directory(database_url: str) -> Path:
 
 def _scrubbed(value: Any) -> Any:
     if isinstance(value, str):
-        return scrub(value)
+        return escape_nul(scrub(value))
     if isinstance(value, dict):
         return {key: _scrubbed(entry) for key, entry in value.items()}
     if isinstance(value, list):
@@ -57,7 +58,7 @@ def to_record(event: Any, serializer: Any) -> EventRecord:
         level=event.type,
         namespace=event.namespace[:300],
         name=event.name,
-        message=scrub(str(event.message)),
+        message=escape_nul(scrub(str(event.message))),
         data=data,
         session_id=run_context.current_session.get(),
         execution_id=run_context.current_execution.get(),
