@@ -21,6 +21,7 @@ from mcp_agent.db import run_context
 from mcp_agent.db.events.base import EventRecord
 from mcp_agent.db.events.capture import EventWriter, install, uninstall
 from mcp_agent.db.events.in_memory import InMemoryEventSink
+from mcp_agent.db.events.queries import read_events
 from mcp_agent.db.events.sql import SqlEventSink
 from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.executions.sql import SqlExecutionStore
@@ -67,6 +68,41 @@ async def test_logs_filters_by_session_agent_level_and_time(database_url: str) -
     assert "[b] tests: warn b" in agent_b and "info a" not in agent_b
     bad = await ainvoke("logs", "--level", "loud", *url)
     assert bad.exit_code == 2 and "expected one of debug, info, warning, error" in bad.output
+
+
+AWKWARD_TEXT = [
+    "tab\there",
+    "line\nbreak and \r\n",
+    "back\\slash \\N \\t literally",
+    'quotes " and \' and {"json": "inside"}',
+    "unicode: \u00e9\u4e2d\U0001f600 and private \ue000",
+    "",
+]
+
+
+async def test_stored_events_equal_what_was_written_whatever_the_text(database_url: str) -> None:
+    """The PostgreSQL sink encodes COPY's text format itself: escapes must round-trip."""
+    written = [
+        EventRecord(
+            occurred_at=NOW + timedelta(microseconds=index),
+            level="info",
+            namespace=f"tests.{text}",
+            message=text,
+            name=text or None,
+            data={"text": text, "nested": [text, {"key\t": text}], "number": 1.5, "none": None},
+            session_id=f"awkward-{index}",
+            agent_name=text,
+            trace_id=None,
+            span_id=text[:16],
+        )
+        for index, text in enumerate(AWKWARD_TEXT)
+    ]
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        sink = SqlEventSink(runtime)
+        await sink.ensure_partitions()
+        await sink.write(written)
+        stored = [event for _id, event in await read_events(runtime, limit=100)]
+    assert stored == written
 
 
 async def test_capture_keeps_working_after_an_event_bus_reset() -> None:

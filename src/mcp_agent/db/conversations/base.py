@@ -23,6 +23,15 @@ class NewMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingTurn:
+    """A completed call's turn, to be appended in the transaction that records the call's end."""
+
+    session_id: str
+    agent_name: str
+    messages: Sequence[NewMessage]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     message_id: int
     session_id: str

@@ -3,9 +3,10 @@
 Upstream keeps two histories per LLM (see UPSTREAM_SYNC.md): the provider-agnostic transcript
 `_message_history` and the provider-native `history` (a SimpleMemory). At the start of a run
 both are restored from the session; after each completed call of an agent, what the call
-added to both is appended as one turn, in one transaction. A call that fails, or whose turn
-cannot be stored, leaves neither the database nor the in-memory histories changed, so a tool
-call without its result never reaches a provider after a crash or an error.
+added to both is appended as one turn, in the transaction that records the call's end. A call
+that fails, or whose turn cannot be stored, leaves neither the database nor the in-memory
+histories changed, so a tool call without its result never reaches a provider after a crash
+or an error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_agent.db.conversations.base import ConversationStore, NewMessage
+from mcp_agent.db.conversations.base import ConversationStore, NewMessage, PendingTurn
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,21 +59,24 @@ class ConversationBinding:
         llm._message_history = list(snapshot.transcript)
         llm.history.set(list(snapshot.provider))
 
-    async def persist(
+    def pending_turn(
         self, agent_name: str, agent: Any, snapshot: HistorySnapshot | None, execution_id: str
-    ) -> None:
-        """Append what the call added to the agent's histories, as one turn."""
+    ) -> PendingTurn | None:
+        """What the call added to the agent's histories since `snapshot`, as one turn.
+
+        No I/O: the execution store appends it in the transaction that records the call's end.
+        """
         llm = _llm(agent)
         if llm is None or snapshot is None:
-            return
+            return None
         transcript = llm._message_history[len(snapshot.transcript) :]
         if not transcript:
-            return
+            return None
         provider_items = list(llm.history.history)[len(snapshot.provider) :]
         provider = getattr(getattr(llm, "provider", None), "value", None)
         model = getattr(getattr(llm, "default_request_params", None), "model", None)
         last = len(transcript) - 1
-        await self.store.append(
+        return PendingTurn(
             self.session_id,
             agent_name,
             [

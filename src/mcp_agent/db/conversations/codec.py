@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any
 
 from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
@@ -73,6 +74,35 @@ def encode_multipart(message: PromptMessageMultipart) -> dict[str, Any]:
 
 def decode_multipart(data: dict[str, Any]) -> PromptMessageMultipart:
     return PromptMessageMultipart.model_validate(unescape_nul(data))
+
+
+# How ESCAPE can appear in stored JSON text: literally (PostgreSQL's jsonb output) or as a
+# \u escape (Python's json.dumps, which SQLite's JSON column uses).
+_ESCAPE_JSON, _ESCAPE_JSON_UPPER = "\\ue000", "\\uE000"
+
+
+def _may_hold_escape(text: str) -> bool:
+    # Three scans, not any() over a tuple: this runs for every column of every loaded row.
+    return _ESCAPE in text or _ESCAPE_JSON in text or _ESCAPE_JSON_UPPER in text
+
+
+def decode_multipart_json(text: str) -> PromptMessageMultipart:
+    """`decode_multipart` from the stored JSON text.
+
+    The fast path hands the text straight to pydantic's JSON parser (no Python dicts in
+    between): loading a long session is dominated by this call.
+    """
+    if _may_hold_escape(text):
+        return decode_multipart(json.loads(text))
+    return PromptMessageMultipart.model_validate_json(text)
+
+
+def decode_provider_json(text: str | None) -> Any:
+    """`decode_provider` of the stored JSON text of a provider history item list."""
+    if text is None or text == "null":  # SQL NULL, or the JSON null SQLAlchemy stores for None
+        return None
+    data = json.loads(text)
+    return decode_provider(unescape_nul(data) if _may_hold_escape(text) else data)
 
 
 def encode_provider(value: Any) -> Any:

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Row, Select, Text, and_, cast, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.expression import type_coerce
 
 from mcp_agent.db.conversations.base import NewMessage, SessionSummary, StoredMessage
 from mcp_agent.db.conversations.codec import (
-    decode_multipart,
-    decode_provider,
+    decode_multipart_json,
+    decode_provider_json,
     encode_multipart,
     encode_provider,
     escape_nul,
-    unescape_nul,
 )
 from mcp_agent.db.errors import FastAgentDbError
 from mcp_agent.db.models import MessageRow, SessionRow
@@ -33,32 +37,93 @@ def make_session_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def _stored(row: MessageRow) -> StoredMessage:
-    return StoredMessage(
-        message_id=row.message_id,
-        session_id=row.session_id,
-        agent_name=row.agent_name,
-        sequence=row.sequence,
-        content=decode_multipart(row.content),
-        provider_messages=(
-            None
-            if row.provider_messages is None
-            else decode_provider(unescape_nul(row.provider_messages))
-        ),
-        provider=row.provider,
-        model=row.model,
-        created_at=row.created_at,
+def _json_text(column: Any, dialect: str) -> Any:
+    """The column's stored JSON as text, so decoding can skip building Python dicts."""
+    if dialect == "postgresql":
+        return cast(column, Text)
+    return type_coerce(column, Text)  # SQLite stores JSON as text already
+
+
+def _history_columns(dialect: str) -> tuple[Any, ...]:
+    return (
+        MessageRow.message_id,
+        MessageRow.session_id,
+        MessageRow.agent_name,
+        MessageRow.sequence,
+        _json_text(MessageRow.content, dialect).label("content"),
+        _json_text(MessageRow.provider_messages, dialect).label("provider_messages"),
+        MessageRow.provider,
+        MessageRow.model,
+        MessageRow.created_at,
     )
 
 
-async def _lineage(session: AsyncSession, session_id: str) -> list[tuple[str, int | None]]:
-    """(session_id, cut) from the session up through its branch ancestors; cut is the last
-    message_id of that ancestor the branch sees (None for the session itself)."""
-    lineage: list[tuple[str, int | None]] = []
+def _stored(row: Row[Any]) -> StoredMessage:
+    # Unpacked once: attribute access by name on a Row costs more than the decoding itself.
+    message_id, session_id, agent_name, sequence, content, provider_messages, *rest = row
+    provider, model, created_at = rest
+    return StoredMessage(
+        message_id=message_id,
+        session_id=session_id,
+        agent_name=agent_name,
+        sequence=sequence,
+        content=decode_multipart_json(content),
+        provider_messages=decode_provider_json(provider_messages),
+        provider=provider,
+        model=model,
+        created_at=created_at,
+    )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a long history is decoded.
+
+    Decoding allocates many objects and no cycles; with the collector on, the full collections
+    it triggers scan the whole (large, in an agent process) heap again and again, which made a
+    10,000-message load 2-3x slower. The loop runs without awaiting, so nothing else runs
+    while the collector is paused; it is resumed after, as it was.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+#: (session_id, cut) from a session up through its branch ancestors; cut is the last
+#: message_id of that ancestor the branch sees (None for the session itself).
+Lineage = list[tuple[str, int | None]]
+
+
+async def _lineage(
+    executor: AsyncSession | AsyncConnection, session_id: str, *, lock: bool = False
+) -> Lineage:
+    """The session's lineage; with `lock`, the session row's write lock is taken first.
+
+    Locking is an UPDATE (not SELECT ... FOR UPDATE, which SQLite lacks): it serialises
+    appenders to a session on both backends (a row lock on PostgreSQL, the database write lock
+    on SQLite), and its RETURNING gives the first step of the lineage in the same round trip.
+    """
+    lineage: Lineage = []
     current: str | None = session_id
     cut: int | None = None
     while current is not None:
-        row = await session.get(SessionRow, current)
+        step: Select[Any] | ReturningUpdate[Any]
+        if lock and current == session_id:
+            step = (
+                update(SessionRow)
+                .where(SessionRow.session_id == current)
+                .values(updated_at=utc_now())
+                .returning(SessionRow.parent_session_id, SessionRow.branch_point_message_id)
+            )
+        else:
+            step = select(SessionRow.parent_session_id, SessionRow.branch_point_message_id).where(
+                SessionRow.session_id == current
+            )
+        row = (await executor.execute(step)).first()
         if row is None:
             if not lineage:
                 return []
@@ -74,7 +139,7 @@ async def _lineage(session: AsyncSession, session_id: str) -> list[tuple[str, in
     return lineage
 
 
-def _visible(lineage: list[tuple[str, int | None]]):  # noqa: ANN202 - a SQL expression
+def _visible(lineage: Lineage):  # noqa: ANN202 - a SQL expression
     return or_(
         *(
             MessageRow.session_id == session_id
@@ -83,6 +148,49 @@ def _visible(lineage: list[tuple[str, int | None]]):  # noqa: ANN202 - a SQL exp
             for session_id, cut in lineage
         )
     )
+
+
+async def append_messages(
+    connection: AsyncConnection, session_id: str, agent_name: str, messages: Sequence[NewMessage]
+) -> list[int]:
+    """Append one turn inside the caller's transaction (see `ConversationStore.append`).
+
+    Also used by the execution store, so that a call's end and its turn commit together.
+    """
+    if not messages:
+        return []
+    lineage = await _lineage(connection, session_id, lock=True)
+    if not lineage:
+        raise SessionError(f"no session {session_id!r}")
+    last = await connection.scalar(
+        select(func.max(MessageRow.sequence)).where(
+            MessageRow.agent_name == agent_name, _visible(lineage)
+        )
+    )
+    first = (last or 0) + 1
+    sequences = list(range(first, first + len(messages)))
+    await connection.execute(
+        insert(MessageRow),
+        [
+            {
+                "session_id": session_id,
+                "agent_name": agent_name,
+                "sequence": sequence,
+                "role": message.content.role,
+                "content": encode_multipart(message.content),
+                "provider": message.provider,
+                "provider_messages": (
+                    None
+                    if message.provider_messages is None
+                    else escape_nul(encode_provider(message.provider_messages))
+                ),
+                "model": message.model,
+                "execution_id": message.execution_id,
+            }
+            for sequence, message in zip(sequences, messages, strict=True)
+        ],
+    )
+    return sequences
 
 
 class SqlConversationStore:
@@ -100,15 +208,19 @@ class SqlConversationStore:
             pass  # another process created it first
 
     async def load(self, session_id: str, agent_name: str) -> list[StoredMessage]:
-        async with self._runtime.sessions() as session:
-            lineage = await _lineage(session, session_id)
+        # Core, not ORM entities: a long session loads without an identity map of rows.
+        async with self._runtime.engine.connect() as connection:
+            lineage = await _lineage(connection, session_id)
             if not lineage:
                 return []
-            rows = await session.scalars(
-                select(MessageRow)
-                .where(MessageRow.agent_name == agent_name, _visible(lineage))
-                .order_by(MessageRow.sequence)
-            )
+            rows = (
+                await connection.execute(
+                    select(*_history_columns(self._runtime.dialect))
+                    .where(MessageRow.agent_name == agent_name, _visible(lineage))
+                    .order_by(MessageRow.sequence)
+                )
+            ).all()
+        with _collector_paused():
             return [_stored(row) for row in rows]
 
     async def append(
@@ -116,42 +228,8 @@ class SqlConversationStore:
     ) -> list[int]:
         if not messages:
             return []
-        async with self._runtime.sessions.begin() as session:
-            # Taking the session row's write lock first serialises appenders to a session on
-            # both backends (a row lock on PostgreSQL, the database write lock on SQLite).
-            locked = await session.execute(
-                update(SessionRow)
-                .where(SessionRow.session_id == session_id)
-                .values(updated_at=utc_now())
-            )
-            if locked.rowcount == 0:
-                raise SessionError(f"no session {session_id!r}")
-            lineage = await _lineage(session, session_id)
-            last = await session.scalar(
-                select(func.max(MessageRow.sequence)).where(
-                    MessageRow.agent_name == agent_name, _visible(lineage)
-                )
-            )
-            sequences = list(range((last or 0) + 1, (last or 0) + 1 + len(messages)))
-            session.add_all(
-                MessageRow(
-                    session_id=session_id,
-                    agent_name=agent_name,
-                    sequence=sequence,
-                    role=message.content.role,
-                    content=encode_multipart(message.content),
-                    provider=message.provider,
-                    provider_messages=(
-                        None
-                        if message.provider_messages is None
-                        else escape_nul(encode_provider(message.provider_messages))
-                    ),
-                    model=message.model,
-                    execution_id=message.execution_id,
-                )
-                for sequence, message in zip(sequences, messages, strict=True)
-            )
-            return sequences
+        async with self._runtime.engine.begin() as connection:
+            return await append_messages(connection, session_id, agent_name, messages)
 
     # -- administration (CLI and API), beyond what a running agent needs -----------------
 

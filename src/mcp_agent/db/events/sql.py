@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ from mcp_agent.db.events.base import EventRecord
 from mcp_agent.db.models import EventRow
 from mcp_agent.db.runtime import DatabaseRuntime
 
-_COPY_COLUMNS = (
+COPY_COLUMNS = (
     "occurred_at",
     "level",
     "namespace",
@@ -25,6 +26,48 @@ _COPY_COLUMNS = (
     "trace_id",
     "span_id",
 )
+
+
+# COPY text format: backslash, and the row and column delimiters, are backslash-escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_COPY_NULL = "\\N"
+_COPY_CHUNK = 250  # rows per write within one COPY
+
+
+# One encoder for every row: json.dumps with options builds a new encoder per call.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _copy_text(value: str | None) -> str:
+    if value is None:
+        return _COPY_NULL
+    # Most values need no escaping, and four scans are cheaper than a translate.
+    if "\\" in value or "\n" in value or "\r" in value or "\t" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def copy_text_line(event: EventRecord) -> str:
+    # json.dumps escapes control characters itself, so only its backslashes need escaping.
+    data = _COPY_NULL if event.data is None else _encode_json(event.data).replace("\\", "\\\\")
+    return (
+        "\t".join(
+            (
+                event.occurred_at.isoformat(),
+                _copy_text(event.level),
+                _copy_text(event.namespace),
+                _copy_text(event.name),
+                _copy_text(event.message),
+                data,
+                _copy_text(event.session_id),
+                _copy_text(event.execution_id),
+                _copy_text(event.agent_name),
+                _copy_text(event.trace_id),
+                _copy_text(event.span_id),
+            )
+        )
+        + "\n"
+    )
 
 
 def month_start(moment: datetime, offset: int = 0) -> datetime:
@@ -50,34 +93,23 @@ class SqlEventSink:
             await session.execute(insert(EventRow), [event.as_dict() for event in events])
 
     async def _copy(self, events: Sequence[EventRecord]) -> None:
-        """PostgreSQL: COPY, many times faster than INSERT for batches (one transaction)."""
-        from psycopg.types.json import Jsonb
+        """PostgreSQL: COPY, many times faster than INSERT for batches (one transaction).
 
+        Rows are encoded in COPY's text format here and sent in chunks: row-by-row `write_row`
+        (an await and a type adaptation per value) held the writer to a third of the server's
+        COPY rate, and chunks let the server ingest one while the next is encoded.
+        """
         async with self._runtime.engine.begin() as connection:
             raw = await connection.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
             async with driver.cursor() as cursor:
                 async with cursor.copy(
-                    f"COPY fa_events ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
+                    f"COPY fa_events ({', '.join(COPY_COLUMNS)}) FROM STDIN"
                 ) as copy:
-                    for event in events:
-                        # Attribute by attribute: dataclasses.asdict would deep-copy `data`.
-                        await copy.write_row(
-                            (
-                                event.occurred_at,
-                                event.level,
-                                event.namespace,
-                                event.name,
-                                event.message,
-                                None if event.data is None else Jsonb(event.data),
-                                event.session_id,
-                                event.execution_id,
-                                event.agent_name,
-                                event.trace_id,
-                                event.span_id,
-                            )
-                        )
+                    for start in range(0, len(events), _COPY_CHUNK):
+                        chunk = events[start : start + _COPY_CHUNK]
+                        await copy.write("".join(map(copy_text_line, chunk)).encode())
 
     async def ensure_partitions(
         self, now: datetime | None = None, *, months_ahead: int = 1

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
+from mcp_agent.db.conversations.base import PendingTurn
 from mcp_agent.db.executions.usage import UsageTotals, UsageTurn
 
 ExecutionStatus = Literal["running", "completed", "failed", "interrupted"]
@@ -66,9 +67,11 @@ class ExecutionStore(Protocol):
         error: str | None = None,
         totals: UsageTotals | None = None,
         turns: Sequence[UsageTurn] = (),
+        history: PendingTurn | None = None,
     ) -> None:
-        """Record how an execution ended: its own provider calls (`turns`) and its totals
-        (own turns plus its children's), in one transaction."""
+        """Record how an execution ended: its own provider calls (`turns`), its totals (own
+        turns plus its children's) and the turn it added to its session's history (`history`),
+        in one transaction: a call is recorded as completed exactly when its turn is stored."""
         ...
 
     async def running_workers(self) -> list[str]:

@@ -8,6 +8,7 @@ and asyncio tasks (parallel fan-out) inherit it. `send` goes through `generate` 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import socket
@@ -104,10 +105,11 @@ class RunRecorder:
             token = _current_execution.set(execution_id)
             agent_token = run_context.current_agent.set(name)
             status, error_text = "completed", None
+            history = None
             try:
                 result = await call(*args, **kwargs)
                 if conversation:
-                    await conversation.persist(name, agent, snapshot, execution_id)
+                    history = conversation.pending_turn(name, agent, snapshot, execution_id)
             except BaseException as error:
                 if conversation:
                     conversation.roll_back(agent, snapshot)
@@ -126,14 +128,33 @@ class RunRecorder:
                     totals.add_turn(turn)
                 if parent_id is not None:
                     self._children_usage.setdefault(parent_id, UsageTotals()).add(totals)
-                await self.executions.finish(
-                    execution_id,
-                    status=status,
-                    finished_at=utc_now(),
-                    error=error_text,
-                    totals=totals,
-                    turns=turns,
-                )
+                try:
+                    # One transaction: the call's end, its usage and its turn.
+                    await self.executions.finish(
+                        execution_id,
+                        status=status,
+                        finished_at=utc_now(),
+                        error=error_text,
+                        totals=totals,
+                        turns=turns,
+                        history=history,
+                    )
+                except BaseException as write_error:
+                    # The turn was not stored: neither may the in-memory histories keep it.
+                    if conversation and history is not None:
+                        conversation.roll_back(agent, snapshot)
+                    if status == "completed":
+                        # Say why the call is not completed, if the database still listens.
+                        with contextlib.suppress(Exception):
+                            await self.executions.finish(
+                                execution_id,
+                                status="failed",
+                                finished_at=utc_now(),
+                                error=f"its turn could not be stored: {write_error!r}",
+                                totals=totals,
+                                turns=turns,
+                            )
+                    raise
             return result
 
         return recorded
