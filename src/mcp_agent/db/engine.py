@@ -6,11 +6,12 @@ serve SQLite. Every SQLite connection gets the pragmas below.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -21,6 +22,8 @@ from mcp_agent.db.urls import is_sqlite, redact_url, sqlite_file, to_async_url
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: How long a PostgreSQL connection attempt may take before we call the server unreachable.
 POSTGRES_CONNECT_TIMEOUT_S = 10
+#: A pooled connection idle for longer than this is pinged before it is used again.
+PING_AFTER_IDLE_S = 5.0
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -58,12 +61,39 @@ def create_async_database_engine(raw_url: str, *, echo: bool = False) -> AsyncEn
         engine = create_async_engine(url, echo=echo, **options)
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
         return engine
-    return create_async_engine(
-        url,
-        echo=echo,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+    engine = create_async_engine(
+        url, echo=echo, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
     )
+    _ping_connections_after_idling(engine)
+    return engine
+
+
+def _ping_connections_after_idling(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only when it sat idle for a while.
+
+    `pool_pre_ping` pings on every checkout: a round trip on every transaction of every agent
+    call. A connection used moments ago is alive; one that idled may have been closed by a
+    server restart, a failover or an idle timeout in between, so only those are pinged. A
+    failed ping makes the pool replace the connection before anyone sees the error.
+    """
+    pool_events = engine.sync_engine.pool
+
+    @event.listens_for(pool_events, "checkin")
+    def _remember_when(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["fast_agent_db_checked_in"] = time.monotonic()
+
+    @event.listens_for(pool_events, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in = record.info.get("fast_agent_db_checked_in")
+        if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # noqa: BLE001 - any failure means: replace it
+            raise DisconnectionError(f"idle connection is gone: {error}") from error
+        if not alive:
+            raise DisconnectionError("idle connection is gone")
 
 
 def create_sync_database_engine(raw_url: str) -> Engine:
