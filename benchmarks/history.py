@@ -1,46 +1,65 @@
-"""Benchmark: conversation history in the database, on SQLite and PostgreSQL side by side.
+"""Benchmark: conversation history in the database, as sessions grow.
 
-Reports, per backend, in one run:
-* the per-turn persistence cost: appending one turn (a user and an assistant message with
-  provider-native payloads, as a real turn stores) through SqlConversationStore;
-* the time to load a 10,000-message session through the store, beside a raw SELECT of the
-  same rows (the floor) measured in the same run.
+The protocol, shared with the peers (benchmarks/peers.py) so the systems are compared on the
+same conversations: for each size N, a fresh session holding exactly N messages (built
+untimed, in large transactions), then
+* load: the agent's whole history through SqlConversationStore.load, decoded into upstream's
+  PromptMessageMultipart and provider-native items (median of 3 loads up to 10,000 messages,
+  one above), beside the floor: a raw SELECT of the same rows and columns through the same
+  engine, JSON left as undecoded text;
+* append: turns of a user and an assistant message (with provider-native payloads, as a real
+  turn stores), one turn per transaction, as messages per second.
 
-Run: uv run python benchmarks/history.py [--turns 300] [--session-size 10000]
-Not part of the test suite; prints a table, writes nothing.
+Run: uv run python benchmarks/history.py [--sizes 100,1000,10000] [--turns 20]
+Not part of the test suite; runs SQLite and an embedded PostgreSQL (or
+FAST_AGENT_TEST_DATABASE_URL), prints a table, writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
+import gc
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 from mcp_agent.core.prompt import Prompt
-from sqlalchemy import select
+from sqlalchemy import text
 
 from mcp_agent.db.conversations.base import NewMessage
 from mcp_agent.db.conversations.sql import SqlConversationStore
 from mcp_agent.db.migration_runner import MigrationRunner
-from mcp_agent.db.models import MessageRow
 from mcp_agent.db.runtime import DatabaseRuntime
-from mcp_agent.db.testing.embedded_postgres import postgres_server
 
 REPLY = "A realistic assistant reply. " * 12
+LARGE_SIZE = 100_000  # from here on: one load and at most LARGE_TIMED_TURNS timed turns
+LARGE_TIMED_TURNS = 5
+BUILD_BATCH = 1_000  # messages per transaction while building a session (untimed)
+
+
+def question(number: int) -> str:
+    return f"Question number {number}: what happened next, and why?"
+
+
+def load_repeats(size: int) -> int:
+    return 3 if size < LARGE_SIZE else 1
+
+
+def turns_for(size: int, timed_turns: int) -> int:
+    return min(timed_turns, LARGE_TIMED_TURNS) if size >= LARGE_SIZE else timed_turns
 
 
 def turn(number: int) -> list[NewMessage]:
-    question = f"Question number {number}: what happened next, and why?"
     provider = [
-        {"role": "user", "content": question},
+        {"role": "user", "content": question(number)},
         {"role": "assistant", "content": REPLY, "refusal": None, "tool_calls": None},
     ]
     return [
-        NewMessage(content=Prompt.user(question)),
+        NewMessage(content=Prompt.user(question(number))),
         NewMessage(
             content=Prompt.assistant(REPLY),
             provider_messages=provider,
@@ -50,100 +69,120 @@ def turn(number: int) -> list[NewMessage]:
     ]
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+_WHERE = " FROM fa_messages WHERE session_id = :session_id AND agent_name = :agent_name"
+# The floor: a raw SELECT of the same rows through the same engine, as the driver returns them
+# (psycopg decodes jsonb into dicts with json.loads; sqlite3 returns text).
+RAW_SELECT = text("SELECT *" + _WHERE + " ORDER BY sequence")
+# A stricter floor: the rows off the wire, JSON left as text (nothing decoded at all).
+WIRE_SELECT = text(
+    "SELECT message_id, session_id, agent_name, sequence, CAST(content AS TEXT),"
+    " CAST(provider_messages AS TEXT), provider, model, created_at" + _WHERE + " ORDER BY sequence"
+)
 
 
-async def measure(url: str, *, turns: int, session_size: int) -> dict[str, float]:
-    await asyncio.to_thread(lambda: MigrationRunner(url).upgrade())
+async def timed_select(runtime: DatabaseRuntime, query: Any, session_id: str, size: int) -> float:
+    # Python's cyclic collector is paused while the rows arrive, as the store pauses it while
+    # decoding: otherwise the floor would carry collector time the store does not pay.
+    started = time.perf_counter()
+    async with runtime.engine.connect() as connection:
+        gc.disable()
+        try:
+            rows = (
+                await connection.execute(query, {"session_id": session_id, "agent_name": "agent"})
+            ).all()
+        finally:
+            gc.enable()
+    elapsed = time.perf_counter() - started
+    assert len(rows) == size
+    return elapsed
+
+
+async def fork_history(url: str, sizes: list[int], timed_turns: int) -> list[dict[str, Any]]:
+    """fast-agent-db's SqlConversationStore on one database (SQLite or PostgreSQL)."""
+    results = []
     async with await DatabaseRuntime.open(url) as runtime:
         store = SqlConversationStore(runtime)
-        await store.ensure_session("per-turn")
-        for number in range(20):  # warm-up: connections, statement caches
-            await store.append("per-turn", "agent", turn(number))
-        timings = []
-        for number in range(turns):
-            started = time.perf_counter()
-            await store.append("per-turn", "agent", turn(number))
-            timings.append((time.perf_counter() - started) * 1000)
+        await store.ensure_session("warm-up")
+        for number in range(20):  # connections, statement caches
+            await store.append("warm-up", "agent", turn(number))
+        await store.load("warm-up", "agent")
+        for size in sizes:
+            session_id = f"history-{size}-{uuid.uuid4().hex[:8]}"
+            await store.ensure_session(session_id)
+            for start in range(0, size, BUILD_BATCH):
+                count = min(BUILD_BATCH, size - start)
+                batch = [m for n in range(start // 2, (start + count + 1) // 2) for m in turn(n)]
+                await store.append(session_id, "agent", batch[:count])
 
-        await store.ensure_session("big")
-        batch = 50  # build the large session quickly: 50 turns per transaction
-        for start in range(0, session_size // 2, batch):
-            await store.append(
-                "big",
-                "agent",
-                [m for number in range(start, start + batch) for m in turn(number)],
+            loads, raws, wires = [], [], []
+            for _ in range(load_repeats(size)):
+                started = time.perf_counter()
+                loaded = await store.load(session_id, "agent")
+                loads.append(time.perf_counter() - started)
+                assert len(loaded) == size
+                del loaded
+                raws.append(await timed_select(runtime, RAW_SELECT, session_id, size))
+                wires.append(await timed_select(runtime, WIRE_SELECT, session_id, size))
+
+            turns = turns_for(size, timed_turns)
+            started = time.perf_counter()
+            for number in range(size, size + turns):
+                await store.append(session_id, "agent", turn(number))
+            elapsed = time.perf_counter() - started
+            results.append(
+                {
+                    "size": size,
+                    "load_s": statistics.median(loads),
+                    "raw_select_s": statistics.median(raws),
+                    "load_to_raw": statistics.median(loads) / statistics.median(raws),
+                    "wire_select_s": statistics.median(wires),
+                    "load_to_wire": statistics.median(loads) / statistics.median(wires),
+                    "append_messages_per_s": 2 * turns / elapsed,
+                }
             )
-        loads, raw = [], []
-        for _ in range(5):
-            started = time.perf_counter()
-            history = await store.load("big", "agent")
-            loads.append(time.perf_counter() - started)
-            assert len(history) == session_size
-            started = time.perf_counter()
-            async with runtime.engine.connect() as connection:
-                rows = (
-                    await connection.execute(
-                        select(MessageRow.__table__)
-                        .where(MessageRow.session_id == "big", MessageRow.agent_name == "agent")
-                        .order_by(MessageRow.sequence)
-                    )
-                ).all()
-            raw.append(time.perf_counter() - started)
-            assert len(rows) == session_size
-    return {
-        "turn_median_ms": statistics.median(timings),
-        "turn_p99_ms": percentile(timings, 0.99),
-        "load_s": statistics.median(loads),
-        "raw_select_s": statistics.median(raw),
-    }
+    return results
 
 
-async def main() -> None:
+def main() -> None:
+    from sqlalchemy.engine import make_url
+
+    from mcp_agent.db.testing.embedded_postgres import postgres_server
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=300)
-    parser.add_argument("--session-size", type=int, default=10_000)
+    parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated sizes")
+    parser.add_argument("--turns", type=int, default=20, help="timed turns per size")
     args = parser.parse_args()
-    print(f"python {platform.python_version()} on {platform.machine()}, {platform.system()}")
-    results = {}
+    sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")]
+    results: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as directory:
-        results["sqlite"] = await measure(
-            f"sqlite:///{Path(directory) / 'bench.db'}",
-            turns=args.turns,
-            session_size=args.session_size,
-        )
+        url = f"sqlite:///{Path(directory) / 'bench.db'}"
+        MigrationRunner(url).upgrade()
+        results["sqlite"] = asyncio.run(fork_history(url, sizes, args.turns))
     with postgres_server() as server_url:
         import psycopg
-        from sqlalchemy.engine import make_url
 
         admin = make_url(server_url).set(drivername="postgresql")
         with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
-            c.execute("DROP DATABASE IF EXISTS fa_bench")
-            c.execute("CREATE DATABASE fa_bench")
-        url = make_url(server_url).set(database="fa_bench").render_as_string(hide_password=False)
-        results["postgresql"] = await measure(url, turns=args.turns, session_size=args.session_size)
+            c.execute("DROP DATABASE IF EXISTS fa_bench_history")
+            c.execute("CREATE DATABASE fa_bench_history")
+        url = make_url(server_url).set(database="fa_bench_history")
+        url = url.render_as_string(hide_password=False)
+        MigrationRunner(url).upgrade()
+        results["postgresql"] = asyncio.run(fork_history(url, sizes, args.turns))
 
     print(
-        f"\nper-turn persistence ({args.turns} turns of 2 messages) and a "
-        f"{args.session_size:,}-message session load"
+        f"\n{'backend':<12}{'messages':>10}{'load':>10}{'raw SELECT':>12}{'x':>6}"
+        f"{'JSON as text':>14}{'x':>6}{'append':>16}"
     )
-    header = ("backend", "turn median", "turn p99", "load", "raw SELECT", "load/raw")
-    widths = (12, 14, 12, 10, 13, 10)
-    print(
-        "".join(
-            f"{h:<{w}}" if i == 0 else f"{h:>{w}}"
-            for i, (h, w) in enumerate(zip(header, widths, strict=True))
-        )
-    )
-    for backend, result in results.items():
-        print(
-            f"{backend:<12}{result['turn_median_ms']:>11.2f} ms{result['turn_p99_ms']:>9.2f} ms"
-            f"{result['load_s']:>8.3f} s{result['raw_select_s']:>11.3f} s"
-            f"{result['load_s'] / result['raw_select_s']:>9.1f}x"
-        )
+    for backend, rows in results.items():
+        for row in rows:
+            print(
+                f"{backend:<12}{row['size']:>10,}{row['load_s']:>8.3f} s"
+                f"{row['raw_select_s']:>10.3f} s{row['load_to_raw']:>6.1f}"
+                f"{row['wire_select_s']:>12.3f} s{row['load_to_wire']:>6.1f}"
+                f"{row['append_messages_per_s']:>10,.0f} msg/s"
+            )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

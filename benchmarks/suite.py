@@ -1,11 +1,12 @@
 """The benchmark suite: what DB-first costs, side by side with in-memory upstream, in one run.
 
-    uv run --group bench python benchmarks/suite.py [--quick] [--out benchmarks/results]
+    uv run --no-dev --group bench python benchmarks/suite.py [--quick] [--out benchmarks/results]
 
 Writes report.md, results.json and plots (PNG) into the results folder and prints the report.
 Everything runs on this machine: one embedded PostgreSQL (or FAST_AGENT_TEST_DATABASE_URL),
 SQLite files, and the bundled fake OpenAI-compatible server for the real provider code path.
-Not part of the test suite.
+The peers (LangGraph's PostgresSaver, Google ADK's DatabaseSessionService) come from the bench
+dependency group and run on the same PostgreSQL. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 from events import copy_rate, make_records, writer_rate  # noqa: E402
-from history import turn  # noqa: E402
+from history import fork_history, turn  # noqa: E402
+from peers import PACKAGES as PEER_PACKAGES  # noqa: E402
+from peers import adk_history, langgraph_history  # noqa: E402
 
 from mcp_agent.db.conversations.sql import SqlConversationStore  # noqa: E402
 from mcp_agent.db.migration_runner import MigrationRunner  # noqa: E402
-from mcp_agent.db.models import MessageRow  # noqa: E402
+from mcp_agent.db.models import ExecutionRow  # noqa: E402
+from mcp_agent.db.models.types import utc_now  # noqa: E402
 from mcp_agent.db.runtime import DatabaseRuntime  # noqa: E402
 from mcp_agent.db.settings.document import document_from_yaml  # noqa: E402
 from mcp_agent.db.settings.sql import SqlSettingsStore  # noqa: E402
@@ -86,7 +89,14 @@ def machine_info(server_url: str) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "packages": {
             name: version(name)
-            for name in ("fast-agent-db", "fast-agent-mcp", "sqlalchemy", "psycopg", "aiosqlite")
+            for name in (
+                "fast-agent-db",
+                "fast-agent-mcp",
+                "sqlalchemy",
+                "psycopg",
+                "aiosqlite",
+                *PEER_PACKAGES,
+            )
         },
     }
 
@@ -167,51 +177,31 @@ def commit_floor(url: str, count: int = 500) -> float:
     return statistics.median(timings[20:])
 
 
-# -- history -----------------------------------------------------------------------------
+# -- the stack's own commit cost --------------------------------------------------------------
 
 
-async def history_sizes(url: str, sizes: list[int]) -> list[dict[str, Any]]:
-    results = []
+async def engine_commit_floor(url: str, count: int = 500) -> float:
+    """Median ms of the same single-row INSERT + COMMIT, through the async SQLAlchemy engine
+    every fast-agent-db write goes through (pool checkout, greenlet bridge, async driver)."""
+    from sqlalchemy import insert
+
+    timings = []
     async with await DatabaseRuntime.open(url) as runtime:
-        store = SqlConversationStore(runtime)
-        await store.ensure_session("grow")
-        stored = 0
-        for size in sizes:
+        for number in range(count):
             started = time.perf_counter()
-            while stored < size:
-                # Single-turn appends up to 1,000 messages; then 50 turns per transaction.
-                batch = 1 if stored < 1000 else min(50, (size - stored) // 2)
-                await store.append("grow", "a", [m for n in range(batch) for m in turn(stored + n)])
-                stored += 2 * batch
-            append_seconds = time.perf_counter() - started
-            repeats = 3 if size <= 10_000 else 1
-            loads, raws = [], []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                assert len(await store.load("grow", "a")) == size
-                loads.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                async with runtime.engine.connect() as connection:
-                    rows = (
-                        await connection.execute(
-                            select(MessageRow.__table__)
-                            .where(MessageRow.session_id == "grow")
-                            .order_by(MessageRow.sequence)
-                        )
-                    ).all()
-                raws.append(time.perf_counter() - started)
-                assert len(rows) == size
-            results.append(
-                {
-                    "size": size,
-                    "load_s": statistics.median(loads),
-                    "raw_select_s": statistics.median(raws),
-                    "load_to_raw": statistics.median(loads) / statistics.median(raws),
-                    "append_messages_per_s": (size - (results[-1]["size"] if results else 0))
-                    / append_seconds,
-                }
-            )
-    return results
+            async with runtime.engine.begin() as connection:
+                await connection.execute(
+                    insert(ExecutionRow).values(
+                        execution_id=str(uuid.uuid4()),
+                        agent_name="floor",
+                        operation="generate",
+                        status="running",
+                        started_at=utc_now(),
+                        worker_id=f"floor-{number}",
+                    )
+                )
+            timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings[20:])
 
 
 # -- concurrency ---------------------------------------------------------------------------
@@ -246,33 +236,84 @@ async def concurrency(url: str, levels: list[int], turns_each: int) -> list[dict
 
 # -- report --------------------------------------------------------------------------------
 
+FORK_PG = "fast-agent-db (PostgreSQL)"
+FORK_SQLITE = "fast-agent-db (SQLite)"
+LANGGRAPH = "LangGraph PostgresSaver"
+ADK = "ADK DatabaseSessionService"
+
+
+def _peer_target(history: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    ours = {row["size"]: row for row in history[FORK_PG]}
+    misses, ratios = [], []
+    for peer in (LANGGRAPH, ADK):
+        for row in history[peer]:
+            mine = ours[row["size"]]
+            load_ratio = row["load_s"] / mine["load_s"]
+            append_ratio = mine["append_messages_per_s"] / row["append_messages_per_s"]
+            ratios += [load_ratio, append_ratio]
+            if load_ratio <= 1:
+                misses.append(f"load at {row['size']:,} vs {peer} ({load_ratio:.2f}x)")
+            if append_ratio <= 1:
+                misses.append(f"append at {row['size']:,} vs {peer} ({append_ratio:.2f}x)")
+    largest = max(ours)
+    langgraph_append = (
+        ours[largest]["append_messages_per_s"]
+        / {r["size"]: r for r in history[LANGGRAPH]}[largest]["append_messages_per_s"]
+    )
+    return {
+        "target": "faster than LangGraph PostgresSaver and ADK DatabaseSessionService "
+        "at append and at load, at every size",
+        "measured": f"slowest margin {min(ratios):.2f}x, largest {max(ratios):,.0f}x "
+        "(peer time / ours)",
+        "met": not misses,
+        "why": "missed: "
+        + "; ".join(misses)
+        + ". LangGraph keeps a thread's whole message list as one msgpack blob per checkpoint: "
+        "a load is one row decoded in Rust, which a row per message (what makes appends, "
+        "forks and SQL over history cheap) does not beat; the price is that every append "
+        f"rewrites the whole list ({langgraph_append:,.0f}x slower than ours at "
+        f"{largest:,} messages). A small append is one transaction of five statements here, "
+        "against LangGraph's single pipelined put",
+    }
+
 
 def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     pg_turn = results["turns"]["passthrough/fork-postgresql"]
     floor = results["commit_floor_ms"]
-    load_10k = next(r for r in results["history"]["postgresql"] if r["size"] == 10_000)
+    engine_floor = results["engine_commit_floor_ms"]
+    load_10k = next(r for r in results["history"][FORK_PG] if r["size"] == 10_000)
     events = results["events"]
     top = results["concurrency"][-1]
     return [
         {
             "target": "per-turn DB time on PostgreSQL <= 3x the single-commit floor",
             "measured": f"{pg_turn['db_ms'] / floor:.1f}x "
-            f"({pg_turn['db_ms']:.2f} ms vs {floor:.2f} ms)",
+            f"({pg_turn['db_ms']:.2f} ms vs {floor:.3f} ms)",
             "met": pg_turn["db_ms"] <= 3 * floor,
-            "why": "a turn is three commits (execution start, the turn's messages, execution end) "
-            "plus the session lock and sequence reads",
+            "why": "a call commits twice on its path (its running row, then its end, usage and "
+            "turn in one transaction of five statements), and every commit pays the async "
+            f"stack: one INSERT + COMMIT through the async SQLAlchemy engine takes "
+            f"{engine_floor:.3f} ms here, {engine_floor / floor:.1f}x the floor measured with "
+            "synchronous psycopg; the rest is Python on the turn's path (encoding the turn, "
+            "recording usage, queueing events)",
         },
         {
             "target": "loading a 10,000-message session <= 2x the raw SELECT",
-            "measured": f"{load_10k['load_to_raw']:.1f}x",
+            "measured": f"{load_10k['load_to_raw']:.1f}x ({load_10k['load_s']:.3f} s vs "
+            f"{load_10k['raw_select_s']:.3f} s; {load_10k['load_to_wire']:.1f}x a SELECT "
+            "that leaves the JSON undecoded)",
             "met": load_10k["load_to_raw"] <= 2,
-            "why": "every row is validated into upstream's PromptMessageMultipart (pydantic)",
+            "why": "every row is validated into upstream's PromptMessageMultipart (pydantic) and "
+            "its provider-native items rebuilt as SDK objects",
         },
         {
             "target": "events >= 0.5x the COPY rate",
-            "measured": f"{events['writer_per_s'] / events['copy_per_s']:.2f}x",
+            "measured": f"{events['writer_per_s'] / events['copy_per_s']:.2f}x "
+            f"({events['writer_per_s']:,.0f} vs {events['copy_per_s']:,.0f} rows/s COPY into "
+            "fa_events)",
             "met": events["writer_per_s"] >= 0.5 * events["copy_per_s"],
-            "why": "per-row Python work in the async COPY (write_row per event, JSON adaptation)",
+            "why": "per-event Python work (JSON encoding of the data, the COPY text encoding, "
+            "queueing) on the same two cores as the server",
         },
         {
             "target": f"zero errors at {top['sessions']} concurrent sessions",
@@ -280,24 +321,15 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             "met": top["errors"] == 0,
             "why": "",
         },
-        {
-            "target": "faster than LangGraph PostgresSaver and ADK DatabaseSessionService",
-            "measured": "not measured",
-            "met": None,
-            "why": "the peers are not installed by this suite yet (their bounds conflict "
-            "with the lock: google-adk caps opentelemetry-api at 1.44)",
-        },
+        _peer_target(results["history"]),
     ]
 
 
-def write_report(results: dict[str, Any], out: Path) -> str:
+def _plots(results: dict[str, Any], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
 
     turns = results["turns"]
     figure, axis = plt.subplots(figsize=(8, 4))
@@ -306,21 +338,27 @@ def write_report(results: dict[str, Any], out: Path) -> str:
     axis.set_xlabel("median ms per turn")
     figure.tight_layout()
     figure.savefig(out / "turn_cost.png")
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for backend, rows in results["history"].items():
-        sizes = [row["size"] for row in rows]
-        axis.loglog(sizes, [row["load_s"] for row in rows], marker="o", label=f"{backend} load")
-        axis.loglog(
-            sizes,
-            [row["raw_select_s"] for row in rows],
-            linestyle="--",
-            label=f"{backend} raw SELECT",
-        )
-    axis.set_xlabel("messages in the session")
-    axis.set_ylabel("seconds")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(out / "history_load.png")
+    for key, ylabel, name in (
+        ("load_s", "seconds to load", "history_load.png"),
+        ("append_messages_per_s", "messages appended per second", "history_append.png"),
+    ):
+        figure, axis = plt.subplots(figsize=(7, 4.5))
+        for system, rows in results["history"].items():
+            sizes = [row["size"] for row in rows]
+            axis.loglog(sizes, [row[key] for row in rows], marker="o", label=system)
+        if key == "load_s":
+            rows = results["history"][FORK_PG]
+            axis.loglog(
+                [row["size"] for row in rows],
+                [row["raw_select_s"] for row in rows],
+                linestyle="--",
+                label="raw SELECT (PostgreSQL)",
+            )
+        axis.set_xlabel("messages in the conversation")
+        axis.set_ylabel(ylabel)
+        axis.legend(fontsize="small")
+        figure.tight_layout()
+        figure.savefig(out / name)
     figure, axis = plt.subplots(figsize=(6, 4))
     rows = results["concurrency"]
     axis.plot([r["sessions"] for r in rows], [r["turns_per_s"] for r in rows], marker="o")
@@ -329,6 +367,12 @@ def write_report(results: dict[str, Any], out: Path) -> str:
     axis.set_ylabel("turns per second")
     figure.tight_layout()
     figure.savefig(out / "concurrency.png")
+
+
+def write_report(results: dict[str, Any], out: Path) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    _plots(results, out)
 
     info = results["machine"]
     lines = [
@@ -356,34 +400,66 @@ def write_report(results: dict[str, Any], out: Path) -> str:
         "| model / configuration | median ms | p99 ms | x upstream | DB ms |",
         "|---|---|---|---|---|",
     ]
-    for label, row in turns.items():
+    for label, row in results["turns"].items():
         lines.append(
             f"| {label} | {row['median_ms']:.2f} | {row['p99_ms']:.2f} | "
             f"{row.get('ratio_to_upstream', 1):.2f} | {row.get('db_ms', 0):.2f} |"
         )
     lines += [
         "",
-        f"Single-commit floor (PostgreSQL INSERT + COMMIT): {results['commit_floor_ms']:.3f} ms",
+        f"Single-commit floor (PostgreSQL INSERT + COMMIT, synchronous psycopg): "
+        f"{results['commit_floor_ms']:.3f} ms; the same through the async SQLAlchemy engine: "
+        f"{results['engine_commit_floor_ms']:.3f} ms. DB ms = fork median - upstream median.",
         "",
-        "## History",
+        "## History: load and append, by conversation size",
         "",
-        "| backend | messages | load s | raw SELECT s | load/raw | append msgs/s |",
-        "|---|---|---|---|---|---|",
+        "Per size, a fresh conversation of exactly N messages; load = the whole conversation "
+        "through each system's public API, decoded into its message objects; append = turns of "
+        "two messages, one turn per write, as each system persists a turn. The raw SELECT is "
+        "the same rows through the same engine as the driver returns them; 'JSON as text' "
+        "leaves the JSON undecoded.",
+        "",
+        "| system | messages | load s | append msgs/s | raw SELECT s | load/raw | "
+        "JSON as text s | load/text |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for backend, rows in results["history"].items():
+    for system, rows in results["history"].items():
         for row in rows:
-            lines.append(
-                f"| {backend} | {row['size']:,} | {row['load_s']:.3f} | "
+            floors = (
                 f"{row['raw_select_s']:.3f} | {row['load_to_raw']:.1f} | "
-                f"{row['append_messages_per_s']:,.0f} |"
+                f"{row['wire_select_s']:.3f} | {row['load_to_wire']:.1f}"
+                if "raw_select_s" in row
+                else " | | | "
             )
+            lines.append(
+                f"| {system} | {row['size']:,} | {row['load_s']:.3f} | "
+                f"{row['append_messages_per_s']:,.0f} | {floors} |"
+            )
+    lines += ["", "Against the peers (peer time / ours; above 1 means we are faster):", ""]
+    lines += [
+        "| messages | "
+        + " | ".join(f"{op} vs {peer}" for peer in (LANGGRAPH, ADK) for op in ("load", "append"))
+        + " |",
+        "|---|---|---|---|---|",
+    ]
+    ours = {row["size"]: row for row in results["history"][FORK_PG]}
+    peers = {peer: {r["size"]: r for r in results["history"][peer]} for peer in (LANGGRAPH, ADK)}
+    for size, mine in ours.items():
+        cells = []
+        for peer in (LANGGRAPH, ADK):
+            theirs = peers[peer][size]
+            cells.append(f"{theirs['load_s'] / mine['load_s']:.1f}x")
+            cells.append(f"{mine['append_messages_per_s'] / theirs['append_messages_per_s']:.1f}x")
+        lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
     events = results["events"]
     lines += [
         "",
         "## Events (PostgreSQL)",
         "",
-        f"event writer {events['writer_per_s']:,.0f} events/s; COPY {events['copy_per_s']:,.0f} "
-        f"rows/s; ratio {events['writer_per_s'] / events['copy_per_s']:.2f}",
+        f"event writer {events['writer_per_s']:,.0f} events/s; COPY of the same rows into "
+        f"fa_events {events['copy_per_s']:,.0f} rows/s (ratio "
+        f"{events['writer_per_s'] / events['copy_per_s']:.2f}); COPY into an unindexed "
+        f"temporary table {events['copy_unindexed_per_s']:,.0f} rows/s.",
         "",
         "## Concurrency (PostgreSQL, turns appended per session)",
         "",
@@ -392,7 +468,11 @@ def write_report(results: dict[str, Any], out: Path) -> str:
     ]
     for row in results["concurrency"]:
         lines.append(f"| {row['sessions']} | {row['turns_per_s']:,.0f} | {row['errors']} |")
-    lines += ["", "Plots: turn_cost.png, history_load.png, concurrency.png", ""]
+    lines += [
+        "",
+        "Plots: turn_cost.png, history_load.png, history_append.png, concurrency.png",
+        "",
+    ]
     report = "\n".join(lines)
     (out / "report.md").write_text(report)
     return report
@@ -404,6 +484,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     sizes = [100, 1_000, 10_000] if args.quick else [100, 1_000, 10_000, 100_000]
+    timed_turns = 10 if args.quick else 20
     scratch = Path(tempfile.mkdtemp(prefix="fast-agent-db-bench-"))
     results: dict[str, Any] = {}
     try:
@@ -413,20 +494,27 @@ def main() -> None:
             print("turn cost...", flush=True)
             results["turns"] = turn_costs(databases, fake.base_url, 30 if args.quick else 200)
             results["commit_floor_ms"] = commit_floor(databases.postgres())
+            results["engine_commit_floor_ms"] = asyncio.run(
+                engine_commit_floor(databases.postgres())
+            )
             print("history...", flush=True)
             results["history"] = {
-                "sqlite": asyncio.run(history_sizes(databases.sqlite(), sizes)),
-                "postgresql": asyncio.run(history_sizes(databases.postgres(), sizes)),
+                FORK_PG: asyncio.run(fork_history(databases.postgres(), sizes, timed_turns)),
+                FORK_SQLITE: asyncio.run(fork_history(databases.sqlite(), sizes, timed_turns)),
             }
+            print("peers...", flush=True)
+            results["history"][LANGGRAPH] = asyncio.run(
+                langgraph_history(server_url, sizes, timed_turns)
+            )
+            results["history"][ADK] = asyncio.run(adk_history(server_url, sizes, timed_turns))
             print("events...", flush=True)
             records = make_records(10_000 if args.quick else 50_000)
             pg = databases.postgres()
+            libpq = make_url(pg).set(drivername="postgresql").render_as_string(hide_password=False)
             results["events"] = {
                 "writer_per_s": asyncio.run(writer_rate(pg, records)),
-                "copy_per_s": copy_rate(
-                    make_url(pg).set(drivername="postgresql").render_as_string(hide_password=False),
-                    records,
-                ),
+                "copy_per_s": copy_rate(libpq, records, into_events_table=True),
+                "copy_unindexed_per_s": copy_rate(libpq, records, into_events_table=False),
             }
             print("concurrency...", flush=True)
             results["concurrency"] = asyncio.run(

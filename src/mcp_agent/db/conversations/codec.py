@@ -19,6 +19,7 @@ import importlib
 import json
 from typing import Any
 
+import pydantic_core
 from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
 from pydantic import BaseModel
 
@@ -101,8 +102,11 @@ def decode_provider_json(text: str | None) -> Any:
     """`decode_provider` of the stored JSON text of a provider history item list."""
     if text is None or text == "null":  # SQL NULL, or the JSON null SQLAlchemy stores for None
         return None
-    data = json.loads(text)
-    return decode_provider(unescape_nul(data) if _may_hold_escape(text) else data)
+    data = pydantic_core.from_json(text)  # twice as fast as json.loads on these documents
+    if _may_hold_escape(text):
+        data = unescape_nul(data)
+    # Only items stored from SDK objects carry the tag; plain dicts need no walk.
+    return decode_provider(data) if _TYPE_KEY in text else data
 
 
 def encode_provider(value: Any) -> Any:
