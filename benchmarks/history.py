@@ -24,11 +24,15 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from mcp_agent.core.prompt import Prompt
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from mcp_agent.db.conversations.base import NewMessage
 from mcp_agent.db.conversations.sql import SqlConversationStore
@@ -39,6 +43,34 @@ REPLY = "A realistic assistant reply. " * 12
 LARGE_SIZE = 100_000  # from here on: one load and at most LARGE_TIMED_TURNS timed turns
 LARGE_TIMED_TURNS = 5
 BUILD_BATCH = 1_000  # messages per transaction while building a session (untimed)
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
+    """Create a database of its own for one system; yield its name; drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_url(server_url: str, database: str, drivername: str) -> str:
+    url = make_url(server_url).set(database=database, drivername=drivername)
+    return url.render_as_string(hide_password=False)
+
+
+def protocol_arguments(description: str) -> tuple[list[int], int]:
+    """The standalone scripts' shared options: the sizes and the timed turns per size."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated sizes")
+    parser.add_argument("--turns", type=int, default=20, help="timed turns per size")
+    args = parser.parse_args()
+    return [int(size.replace("_", "")) for size in args.sizes.split(",")], args.turns
 
 
 def question(number: int) -> str:
@@ -144,31 +176,18 @@ async def fork_history(url: str, sizes: list[int], timed_turns: int) -> list[dic
 
 
 def main() -> None:
-    from sqlalchemy.engine import make_url
-
     from mcp_agent.db.testing.embedded_postgres import postgres_server
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated sizes")
-    parser.add_argument("--turns", type=int, default=20, help="timed turns per size")
-    args = parser.parse_args()
-    sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")]
+    sizes, turns = protocol_arguments(__doc__.splitlines()[0])
     results: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{Path(directory) / 'bench.db'}"
         MigrationRunner(url).upgrade()
-        results["sqlite"] = asyncio.run(fork_history(url, sizes, args.turns))
-    with postgres_server() as server_url:
-        import psycopg
-
-        admin = make_url(server_url).set(drivername="postgresql")
-        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
-            c.execute("DROP DATABASE IF EXISTS fa_bench_history")
-            c.execute("CREATE DATABASE fa_bench_history")
-        url = make_url(server_url).set(database="fa_bench_history")
-        url = url.render_as_string(hide_password=False)
+        results["sqlite"] = asyncio.run(fork_history(url, sizes, turns))
+    with postgres_server() as server_url, scratch_database(server_url, "fa_bench") as database:
+        url = database_url(server_url, database, "postgresql+psycopg")
         MigrationRunner(url).upgrade()
-        results["postgresql"] = asyncio.run(fork_history(url, sizes, args.turns))
+        results["postgresql"] = asyncio.run(fork_history(url, sizes, turns))
 
     print(
         f"\n{'backend':<12}{'messages':>10}{'load':>10}{'raw SELECT':>12}{'x':>6}"

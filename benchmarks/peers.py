@@ -20,19 +20,15 @@ FAST_AGENT_TEST_DATABASE_URL), prints a table, leaves nothing behind.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from google.adk.events.event import Event
 from google.adk.sessions import DatabaseSessionService, Session
 from google.genai import types
@@ -41,10 +37,17 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from sqlalchemy import insert, inspect
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
-from history import REPLY, load_repeats, question, turns_for  # noqa: E402
+from history import (  # noqa: E402
+    REPLY,
+    database_url,
+    load_repeats,
+    protocol_arguments,
+    question,
+    scratch_database,
+    turns_for,
+)
 
 from mcp_agent.db.testing.embedded_postgres import postgres_server  # noqa: E402
 
@@ -60,25 +63,6 @@ PACKAGES = (
     "sqlalchemy",
     "psycopg",
 )
-
-
-@contextmanager
-def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
-    """Create a database of its own for one system; yield its name; drop it afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def database_url(server_url: str, database: str, drivername: str) -> str:
-    url = make_url(server_url).set(database=database, drivername=drivername)
-    return url.render_as_string(hide_password=False)
 
 
 # -- LangGraph -----------------------------------------------------------------------------
@@ -285,18 +269,13 @@ async def adk_history(server_url: str, sizes: list[int], timed_turns: int) -> li
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated sizes")
-    parser.add_argument("--turns", type=int, default=20, help="timed turns per size")
-    args = parser.parse_args()
-    sizes = [int(size.replace("_", "")) for size in args.sizes.split(",")]
-
+    sizes, turns = protocol_arguments(__doc__.splitlines()[0])
     results: dict[str, list[dict[str, Any]]] = {}
     with postgres_server() as server_url:
         for name, measure in (("LangGraph", langgraph_history), ("ADK", adk_history)):
             print(f"{name}...", flush=True)
             started = time.perf_counter()
-            results[name] = asyncio.run(measure(server_url, sizes, args.turns))
+            results[name] = asyncio.run(measure(server_url, sizes, turns))
             print(f"  done in {time.perf_counter() - started:.1f} s", flush=True)
 
     print("\n" + ", ".join(f"{package} {version(package)}" for package in PACKAGES))
