@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -103,6 +104,34 @@ async def test_stored_events_equal_what_was_written_whatever_the_text(database_u
         await sink.write(written)
         stored = [event for _id, event in await read_events(runtime, limit=100)]
     assert stored == written
+
+
+async def test_an_event_the_table_cannot_hold_as_is_is_stored_cut_not_lost(
+    database_url: str,
+) -> None:
+    """One over-long value or a NaN would fail its whole batch, which would then be retried
+    from the spill file forever: such an event is stored, cut to fit."""
+    odd = record(
+        "odd",
+        session_id="odd",
+        agent_name="a" * 250,
+        span_id="s" * 40,
+        data={"ratio": float("nan"), "limit": [float("inf"), 1.5]},
+    )
+    odd = replace(odd, namespace="n" * 400)
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        sink = SqlEventSink(runtime)
+        await sink.ensure_partitions()
+        await sink.write(
+            [record("before", session_id="odd"), odd, record("after", session_id="odd")]
+        )
+        stored = [event for _id, event in await read_events(runtime, session_id="odd")]
+    assert [event.message for event in stored] == ["before", "odd", "after"]
+    kept = stored[1]
+    assert kept.namespace == "n" * 299 + "\u2026"
+    assert kept.agent_name == "a" * 199 + "\u2026"
+    assert kept.span_id == "s" * 15 + "\u2026"
+    assert kept.data == {"ratio": "NaN", "limit": ["Infinity", 1.5]}
 
 
 async def test_capture_keeps_working_after_an_event_bus_reset() -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import String, insert, text
 from sqlalchemy.exc import DBAPIError
 
 from mcp_agent.db.events.base import EventRecord
@@ -34,8 +37,49 @@ _COPY_NULL = "\\N"
 _COPY_CHUNK = 250  # rows per write within one COPY
 
 
-# One encoder for every row: json.dumps with options builds a new encoder per call.
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+# One encoder for every row: json.dumps with options builds a new encoder per call. NaN and
+# infinities are refused (jsonb cannot hold them) and then stored as strings.
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+#: Text columns with a length limit, read from the table itself.
+_LENGTH_LIMITS = {
+    column.name: column.type.length
+    for column in EventRow.__table__.columns
+    if isinstance(column.type, String) and column.type.length
+}
+_CUT_MARK = "\u2026"
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by its name ("NaN", "Infinity")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return {key: _finite(entry) for key, entry in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(entry) for entry in value]
+    return value
+
+
+def storable(event: EventRecord) -> EventRecord:
+    """The event as the table can hold it, on both backends alike.
+
+    One event the table refuses would fail its whole batch, and a failed batch is spilled and
+    retried, so it would never be stored. Text longer than its column is cut (ending in an
+    ellipsis), and non-finite floats in `data` become strings. Nearly every event passes
+    unchanged, and unchanged events are not copied.
+    """
+    changes: dict[str, Any] = {}
+    for name, limit in _LENGTH_LIMITS.items():
+        value = getattr(event, name)
+        if value is not None and len(value) > limit:
+            changes[name] = value[: limit - 1] + _CUT_MARK
+    if event.data is not None:
+        try:
+            _encode_json(event.data)
+        except ValueError:
+            changes["data"] = _finite(event.data)
+    return replace(event, **changes) if changes else event
 
 
 def _copy_text(value: str | None) -> str:
@@ -48,8 +92,21 @@ def _copy_text(value: str | None) -> str:
 
 
 def copy_text_line(event: EventRecord) -> str:
-    # json.dumps escapes control characters itself, so only its backslashes need escaping.
-    data = _COPY_NULL if event.data is None else _encode_json(event.data).replace("\\", "\\\\")
+    """The event as one line of COPY's text format, made `storable` first."""
+    for name, limit in _LENGTH_LIMITS.items():
+        value = getattr(event, name)
+        if value is not None and len(value) > limit:
+            event = storable(event)
+            break
+    if event.data is None:
+        data = _COPY_NULL
+    else:
+        try:
+            encoded = _encode_json(event.data)
+        except ValueError:
+            encoded = _encode_json(_finite(event.data))
+        # The encoder escapes control characters itself, so only its backslashes need escaping.
+        data = encoded.replace("\\", "\\\\")
     return (
         "\t".join(
             (
@@ -90,7 +147,7 @@ class SqlEventSink:
             await self._copy(events)
             return
         async with self._runtime.sessions.begin() as session:
-            await session.execute(insert(EventRow), [event.as_dict() for event in events])
+            await session.execute(insert(EventRow), [storable(event).as_dict() for event in events])
 
     async def _copy(self, events: Sequence[EventRecord]) -> None:
         """PostgreSQL: COPY, many times faster than INSERT for batches (one transaction).
