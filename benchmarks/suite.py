@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from contextlib import ExitStack
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 from events import copy_rate, make_records, writer_rate  # noqa: E402
-from history import fork_history, turn  # noqa: E402
+from history import database_url, fork_history, scratch_database, turn  # noqa: E402
 from peers import PACKAGES as PEER_PACKAGES  # noqa: E402
 from peers import adk_history, langgraph_history  # noqa: E402
 
@@ -57,17 +57,18 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-@dataclass
 class Databases:
-    server_url: str
-    scratch: Path
+    """Fresh migrated databases for each measurement; the PostgreSQL ones are dropped at the
+    end, so a real server named by FAST_AGENT_TEST_DATABASE_URL is left as it was."""
+
+    def __init__(self, server_url: str, scratch: Path, stack: ExitStack) -> None:
+        self.server_url = server_url
+        self.scratch = scratch
+        self._stack = stack
 
     def postgres(self) -> str:
-        name = f"fa_bench_{uuid.uuid4().hex[:8]}"
-        admin = make_url(self.server_url).set(drivername="postgresql")
-        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
-        url = make_url(self.server_url).set(database=name).render_as_string(hide_password=False)
+        name = self._stack.enter_context(scratch_database(self.server_url, "fa_bench"))
+        url = database_url(self.server_url, name, "postgresql+psycopg")
         MigrationRunner(url).upgrade()
         return url
 
@@ -504,8 +505,8 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="fast-agent-db-bench-"))
     results: dict[str, Any] = {}
     try:
-        with FakeOpenAIServer() as fake, postgres_server() as server_url:
-            databases = Databases(server_url, scratch)
+        with FakeOpenAIServer() as fake, postgres_server() as server_url, ExitStack() as stack:
+            databases = Databases(server_url, scratch, stack)
             results["machine"] = machine_info(server_url)
             print("turn cost...", flush=True)
             results["turns"] = turn_costs(databases, fake.base_url, 30 if args.quick else 200)
