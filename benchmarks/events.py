@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -20,12 +21,15 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
-from mcp_agent.db.events.base import EventRecord
-from mcp_agent.db.events.capture import EventWriter
-from mcp_agent.db.events.sql import COPY_COLUMNS, SqlEventSink, copy_text_line
-from mcp_agent.db.migration_runner import MigrationRunner
-from mcp_agent.db.runtime import DatabaseRuntime
-from mcp_agent.db.testing.embedded_postgres import postgres_server
+sys.path.insert(0, str(Path(__file__).parent))
+from history import database_url, scratch_database  # noqa: E402
+
+from mcp_agent.db.events.base import EventRecord  # noqa: E402
+from mcp_agent.db.events.capture import EventWriter  # noqa: E402
+from mcp_agent.db.events.sql import COPY_COLUMNS, SqlEventSink, copy_text_line  # noqa: E402
+from mcp_agent.db.migration_runner import MigrationRunner  # noqa: E402
+from mcp_agent.db.runtime import DatabaseRuntime  # noqa: E402
+from mcp_agent.db.testing.embedded_postgres import postgres_server  # noqa: E402
 
 
 def make_records(count: int) -> list[EventRecord]:
@@ -94,12 +98,8 @@ async def main() -> None:
     count = parser.parse_args().events
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.system()}")
     records = make_records(count)
-    with postgres_server() as server_url:
-        admin = make_url(server_url).set(drivername="postgresql")
-        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
-            c.execute("DROP DATABASE IF EXISTS fa_bench_events")
-            c.execute("CREATE DATABASE fa_bench_events")
-        url = make_url(server_url).set(database="fa_bench_events")
+    with postgres_server() as server_url, scratch_database(server_url, "fa_bench") as database:
+        url = make_url(database_url(server_url, database, "postgresql+psycopg"))
         await asyncio.to_thread(
             lambda: MigrationRunner(url.render_as_string(hide_password=False)).upgrade()
         )

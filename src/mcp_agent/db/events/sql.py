@@ -61,25 +61,32 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _cut_to_fit(event: EventRecord) -> EventRecord:
+    """Text longer than its column, cut (ending in an ellipsis); unchanged events not copied."""
+    changes = {
+        name: value[: limit - 1] + _CUT_MARK
+        for name, limit in _LENGTH_LIMITS.items()
+        if (value := getattr(event, name)) is not None and len(value) > limit
+    }
+    return replace(event, **changes) if changes else event
+
+
+def _data_json(data: dict[str, Any]) -> str:
+    try:
+        return _encode_json(data)
+    except ValueError:  # a NaN or an infinity somewhere
+        return _encode_json(_finite(data))
+
+
 def storable(event: EventRecord) -> EventRecord:
     """The event as the table can hold it, on both backends alike.
 
     One event the table refuses would fail its whole batch, and a failed batch is spilled and
-    retried, so it would never be stored. Text longer than its column is cut (ending in an
-    ellipsis), and non-finite floats in `data` become strings. Nearly every event passes
-    unchanged, and unchanged events are not copied.
+    retried, so it would never be stored. Text longer than its column is cut, and non-finite
+    floats in `data` become strings (`copy_text_line` applies the same two rules).
     """
-    changes: dict[str, Any] = {}
-    for name, limit in _LENGTH_LIMITS.items():
-        value = getattr(event, name)
-        if value is not None and len(value) > limit:
-            changes[name] = value[: limit - 1] + _CUT_MARK
-    if event.data is not None:
-        try:
-            _encode_json(event.data)
-        except ValueError:
-            changes["data"] = _finite(event.data)
-    return replace(event, **changes) if changes else event
+    event = _cut_to_fit(event)
+    return event if event.data is None else replace(event, data=_finite(event.data))
 
 
 def _copy_text(value: str | None) -> str:
@@ -93,20 +100,9 @@ def _copy_text(value: str | None) -> str:
 
 def copy_text_line(event: EventRecord) -> str:
     """The event as one line of COPY's text format, made `storable` first."""
-    for name, limit in _LENGTH_LIMITS.items():
-        value = getattr(event, name)
-        if value is not None and len(value) > limit:
-            event = storable(event)
-            break
-    if event.data is None:
-        data = _COPY_NULL
-    else:
-        try:
-            encoded = _encode_json(event.data)
-        except ValueError:
-            encoded = _encode_json(_finite(event.data))
-        # The encoder escapes control characters itself, so only its backslashes need escaping.
-        data = encoded.replace("\\", "\\\\")
+    event = _cut_to_fit(event)
+    # The encoder escapes control characters itself, so only its backslashes need escaping.
+    data = _COPY_NULL if event.data is None else _data_json(event.data).replace("\\", "\\\\")
     return (
         "\t".join(
             (
