@@ -108,3 +108,20 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
     for backend, counts in sorted(_BACKEND_OUTCOMES.items()):
         summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(counts.items()))
         terminalreporter.write_line(f"{backend}: {summary}")
+
+
+@pytest.fixture
+def fresh_upstream_state() -> Iterator[None]:
+    """Upstream's process-wide settings cache, logging and event bus, reset around a test
+    that runs an app in-process (and put back after)."""
+    import mcp_agent.config as upstream_config
+    from mcp_agent.logging.logger import LoggingConfig
+    from mcp_agent.logging.transport import AsyncEventBus
+
+    saved = upstream_config._settings
+    LoggingConfig._initialized = False
+    AsyncEventBus.reset()
+    yield
+    upstream_config._settings = saved
+    LoggingConfig._initialized = False
+    AsyncEventBus.reset()

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from mcp_agent.db import run_context
 from mcp_agent.db.events.base import EventRecord
-from mcp_agent.db.events.capture import EventWriter, install, uninstall
+from mcp_agent.db.events.capture import EventWriter
 from mcp_agent.db.events.in_memory import InMemoryEventSink
 from mcp_agent.db.events.queries import read_events
 from mcp_agent.db.events.sql import SqlEventSink
@@ -28,6 +28,7 @@ from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.migration_runner import MigrationRunner
 from mcp_agent.db.models import EventRow, ExecutionRow, MessageRow, SessionRow
+from mcp_agent.db.patches.event_transport import install, uninstall
 from mcp_agent.db.retention import prune
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.tour import calculator_server

@@ -7,10 +7,10 @@ from mcp_agent.core.exceptions import ProviderKeyError
 from mcp_agent.llm.provider_key_manager import ProviderKeyManager
 from sqlalchemy import inspect, text
 
+from mcp_agent.db.patches.secret_resolution import secret_resolution
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings import secrets
 from mcp_agent.db.settings.build import build_settings
-from mcp_agent.db.settings.hooks import install_secret_resolution
 from mcp_agent.db.settings.sql import SqlSettingsStore
 from mcp_agent.db.urls import sqlite_file, to_async_url
 from tests.support.cli import ainvoke, invoke
@@ -106,8 +106,13 @@ async def test_references_resolve_when_used_and_name_a_missing_variable(
     monkeypatch.delenv("MY_ANTHROPIC_KEY", raising=False)
     settings = build_settings(document, database_url=database_url)  # nothing resolved yet
     assert settings.anthropic.api_key == "env:MY_ANTHROPIC_KEY"
-    install_secret_resolution()
+    with secret_resolution():
+        _assert_keys_resolve_when_used(settings, monkeypatch)
+    # Outside a database-backed run nothing is resolved: upstream's own behaviour.
+    assert ProviderKeyManager.get_config_file_key("anthropic", settings) == "env:MY_ANTHROPIC_KEY"
 
+
+def _assert_keys_resolve_when_used(settings, monkeypatch) -> None:
     assert ProviderKeyManager.get_api_key("openai", settings) == LITERAL_OPENAI
     with pytest.raises(ProviderKeyError) as missing:
         ProviderKeyManager.get_api_key("anthropic", settings)
@@ -133,7 +138,8 @@ def test_a_wrong_key_is_a_clear_error(monkeypatch) -> None:
 
 
 def test_plain_upstream_values_pass_through_the_hook(monkeypatch) -> None:
-    install_secret_resolution()
     from mcp_agent.config import Settings
 
-    assert ProviderKeyManager.get_api_key("openai", Settings(openai={"api_key": "sk-x"})) == "sk-x"
+    with secret_resolution():
+        settings = Settings(openai={"api_key": "sk-x"})
+        assert ProviderKeyManager.get_api_key("openai", settings) == "sk-x"

@@ -25,7 +25,7 @@ def test_the_tour_does_the_main_job(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     output = result.stdout
     assert (tmp_path / "fastagent.db").exists(), "the embedded default database"
-    assert "Schema revision: 0002 (head 0002, current)" in output
+    assert "Schema revision: 0003 (head 0003, current)" in output
     assert "report: reply to: 42\ntool said: 42 (user message 1)" in output.replace("\n\n", "\n")
     assert "(user message 2)" in output, "the second process resumed the session"
     assert "researcher (4 messages)" in output and "writer (4 messages)" in output

@@ -82,3 +82,123 @@ def test_the_history_seams_still_exist() -> None:
     memory = SimpleMemory()
     memory.set([{"role": "user", "content": "x"}])
     assert memory.history == [{"role": "user", "content": "x"}]
+
+
+# --- The runtime patches (src/mcp_agent/db/patches): each target still has the shape the patch
+# relies on. A failure here means a pin bump moved something a patch swaps or reads.
+
+
+def test_secret_resolution_targets() -> None:
+    import inspect
+
+    from mcp_agent.llm.provider_key_manager import ProviderKeyManager
+    from mcp_agent.mcp import mcp_connection_manager
+
+    from mcp_agent import mcp_server_registry
+
+    assert isinstance(vars(ProviderKeyManager)["get_config_file_key"], staticmethod)
+    assert list(inspect.signature(ProviderKeyManager.get_config_file_key).parameters) == [
+        "provider_name",
+        "config",
+    ]
+    launch = inspect.getsource(mcp_connection_manager.MCPConnectionManager.launch_server)
+    assert inspect.iscoroutinefunction(mcp_connection_manager.MCPConnectionManager.launch_server)
+    # The transports get env by keyword and headers second; the connection its config by keyword.
+    assert "StdioServerParameters(" in launch and "env=" in launch
+    assert (
+        "sse_client(\n                        config.url,\n                        config.headers"
+        in launch
+    )
+    assert "streamablehttp_client(config.url, config.headers)" in launch
+    assert "server_config=config" in launch
+    assert "server_config.auth" in inspect.getsource(mcp_connection_manager.ServerConnection)
+    registry = inspect.getsource(mcp_server_registry.ServerRegistry)
+    assert "StdioServerParameters(" in registry and "env=" in registry
+    for module in (mcp_connection_manager, mcp_server_registry):
+        for name in ("StdioServerParameters", "sse_client", "streamablehttp_client"):
+            assert name in vars(module), f"{module.__name__} no longer imports {name}"
+
+
+def test_agent_creation_target() -> None:
+    import inspect
+
+    from mcp_agent.core import fastagent
+
+    assert inspect.iscoroutinefunction(fastagent.create_agents_in_dependency_order)
+    run = inspect.getsource(fastagent.FastAgent.run)
+    # Agents are created before --server, --message and --prompt-file are handled.
+    created = run.index("create_agents_in_dependency_order(")
+    for handled in ("self.args.server", "self.args.message", "self.args.prompt_file"):
+        assert created < run.index(handled), handled
+
+
+def test_go_command_and_event_transport_targets() -> None:
+    import inspect
+
+    from mcp_agent.cli.commands import go
+    from mcp_agent.logging import logger as upstream_logger
+    from mcp_agent.logging.transport import AsyncEventBus
+
+    assert "FastAgent(**fast_kwargs)" in inspect.getsource(go._run_agent)
+    assert "FastAgent" in vars(go)
+    assert hasattr(AsyncEventBus.get(), "transport")
+    assert isinstance(upstream_logger._loggers, dict)
+    assert "self.event_bus" in inspect.getsource(upstream_logger.Logger)
+
+
+def test_agent_calls_target() -> None:
+    import inspect
+
+    from mcp_agent.agents.base_agent import BaseAgent
+
+    for operation in ("generate", "structured"):
+        assert inspect.iscoroutinefunction(getattr(BaseAgent, operation))
+    # send reaches generate through the instance, so an instance attribute sees it.
+    assert "self.generate(" in inspect.getsource(BaseAgent.send)
+
+
+async def test_patches_hold_only_during_a_database_backed_run(
+    database_url: str, fresh_upstream_state: None
+) -> None:
+    from mcp_agent.cli.commands import go
+    from mcp_agent.core import fastagent as upstream_fastagent
+    from mcp_agent.llm.provider_key_manager import ProviderKeyManager
+    from mcp_agent.logging.transport import AsyncEventBus
+    from mcp_agent.mcp import mcp_connection_manager
+
+    from mcp_agent.db.fastagent import FastAgent
+
+    def targets() -> dict[str, object]:
+        return {
+            "key": vars(ProviderKeyManager)["get_config_file_key"],
+            "launch": vars(mcp_connection_manager.MCPConnectionManager)["launch_server"],
+            "stdio": mcp_connection_manager.StdioServerParameters,
+            "connection": mcp_connection_manager.ServerConnection,
+            "create": upstream_fastagent.create_agents_in_dependency_order,
+            "go": go.FastAgent,
+        }
+
+    before = targets()
+    fast = FastAgent("patches", database_url=database_url, parse_cli_args=False)
+
+    @fast.agent(name="default", model="passthrough")
+    async def main() -> None:
+        async with fast.run() as app:
+            during = targets()
+            assert await app.send("hi") == "hi"
+            assert "generate" in vars(app._agents["default"])
+            assert type(AsyncEventBus.get().transport).__name__ == "CapturingTransport"
+            return during
+
+    during = await main()
+    after = targets()
+    assert {name for name in before if during[name] is not before[name]} == {
+        "key",
+        "launch",
+        "stdio",
+        "connection",
+        "create",
+    }
+    assert after == before
+    assert all(after[name] is before[name] for name in before)
+    assert type(AsyncEventBus.get().transport).__name__ != "CapturingTransport"

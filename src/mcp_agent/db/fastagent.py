@@ -2,46 +2,84 @@
 
 Unchanged decorators and workflows run as with upstream; what differs is where things come
 from and go to:
-* settings (providers, models, MCP servers, logger, ...) come from the database instead of
-  fastagent.config.yaml / fastagent.secrets.yaml;
+* settings (providers, models, MCP servers, logger, ...) come from the database, unless the
+  program names a configuration file (see `FastAgent._load_config` for the precedence);
 * the agents a run uses are recorded as definitions (upsert by name, a new version only when
-  a definition changed), and stored definitions can be loaded without any Python.
+  a definition changed), and stored definitions can be loaded without any Python;
+* every path through upstream's `run()` (interactive, `--message`, `--prompt-file`,
+  `--server`, `--quiet`) restores the session's histories, records each call as an execution
+  and stores its turn, and writes upstream's events to the event log.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import mcp_agent.config as upstream_config
 from mcp_agent.core.agent_app import AgentApp
+from mcp_agent.core.exceptions import ProviderKeyError, ServerConfigError
 from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
 
 from mcp_agent.db import run_context
 from mcp_agent.db.conversations.binding import ConversationBinding
 from mcp_agent.db.conversations.sql import SqlConversationStore, make_session_id
 from mcp_agent.db.definitions.loader import captured_specs, register_definitions
+from mcp_agent.db.definitions.specs import AgentSpec
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
 from mcp_agent.db.events.capture import EventWriter, spill_directory
-from mcp_agent.db.events.capture import install as install_event_capture
-from mcp_agent.db.events.capture import uninstall as uninstall_event_capture
 from mcp_agent.db.events.sql import SqlEventSink
 from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.executions.tracking import RunRecorder, interrupt_dead_workers
 from mcp_agent.db.executions.usage import PriceBook
+from mcp_agent.db.patches import event_transport
+from mcp_agent.db.patches.agent_creation import on_agents_created
+from mcp_agent.db.patches.secret_resolution import secret_resolution
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.build import build_settings
-from mcp_agent.db.settings.document import ConfigDocument
-from mcp_agent.db.settings.hooks import install_secret_resolution
+from mcp_agent.db.settings.document import DATABASE_SECTION, ConfigDocument
 from mcp_agent.db.settings.model_catalog import SqlModelCatalog
 from mcp_agent.db.settings.sql import SqlSettingsStore
 from mcp_agent.db.sync_bridge import run_blocking
-from mcp_agent.db.urls import resolve_database_url
+from mcp_agent.db.urls import redact_url, resolve_database_url
+
+#: `settings_source` of a run whose settings came from the database.
+SETTINGS_FROM_DATABASE = "database"
 
 
 async def load_document(database_url: str) -> ConfigDocument:
     async with await DatabaseRuntime.open(database_url) as runtime:
         return await SqlSettingsStore(runtime).load_document()
+
+
+def holds_no_settings(document: ConfigDocument) -> bool:
+    return not (document.providers or document.servers or document.settings)
+
+
+def _named_config_file(config_path: str) -> Path:
+    """The file upstream's get_settings reads for an explicit path (a relative path that does
+    not exist is looked up by its name in the working directory)."""
+    path = Path(config_path)
+    if not path.exists() and not path.is_absolute():
+        path = Path.cwd() / path.name
+    return path.resolve()
+
+
+def _depending_on_unknown_servers(specs: dict[str, AgentSpec], known_servers: set[str]) -> set[str]:
+    """Names of the specs that use a server not in `known_servers`, directly or through
+    the agents they are built on."""
+    excluded = {name for name, spec in specs.items() if set(spec.server_names()) - known_servers}
+    grew = bool(excluded)
+    while grew:
+        grew = False
+        for name, spec in specs.items():
+            if name not in excluded and any(child in excluded for _, _, child in spec.links()):
+                excluded.add(name)
+                grew = True
+    return excluded
 
 
 class FastAgent(UpstreamFastAgent):
@@ -69,6 +107,9 @@ class FastAgent(UpstreamFastAgent):
         self.database_url = resolve_database_url(database_url)
         #: The conversation this app's agents continue; a new one unless given.
         self.session_id = session_id or make_session_id()
+        #: Where this app's settings came from (set by _load_config): `database`, or
+        #: `file PATH`; recorded on every execution of its runs.
+        self.settings_source = SETTINGS_FROM_DATABASE
         #: agent name -> fa_agent_versions.agent_version_id of what this run uses.
         self.definition_versions: dict[str, int | None] = {}
         super().__init__(
@@ -79,15 +120,77 @@ class FastAgent(UpstreamFastAgent):
         )
 
     def _load_config(self) -> None:
-        """Settings from the database; no configuration file is read."""
-        install_secret_resolution()
-        settings = build_settings(
-            run_blocking(load_document(self.database_url)), database_url=self.database_url
-        )
+        """The run's settings, one precedence that keeps the database the source of truth
+        and runs unchanged upstream programs:
+
+        1. a configuration file the program names (`FastAgent(config_path=...)`, go's
+           `--config-path`) is used for this run, as upstream would use it;
+        2. otherwise the database's settings (no file is read);
+        3. when the database holds no settings at all, the files upstream would discover
+           (fastagent.config.yaml walking up from the working directory, and its secrets
+           file), with a one-line notice that `fast-agent-db config import` stores them.
+
+        Environment variables fill what the chosen source leaves unset, as upstream. Where the
+        settings came from is `self.settings_source`, recorded on every execution of the run.
+        """
+        if self.config_path:
+            self._load_config_files(_named_config_file(self.config_path))
+            return
+        document = run_blocking(load_document(self.database_url))
+        if holds_no_settings(document):
+            discovered = upstream_config.Settings.find_config()
+            self._load_config_files(discovered.resolve() if discovered else None)
+            if discovered is not None:
+                print(
+                    f"fast-agent-db: the database {redact_url(self.database_url)} holds no "
+                    f"settings; this run uses {discovered} (store them there with: "
+                    f"fast-agent-db config import {discovered})",
+                    file=sys.stderr,
+                )
+            return
+        settings = build_settings(document, database_url=self.database_url)
         # Upstream code that calls get_settings() later (usage display, global context)
         # must see the same settings, not a YAML file found by walking up from the cwd.
         upstream_config._settings = settings
         self.config = settings.model_dump()
+        self.settings_source = SETTINGS_FROM_DATABASE
+
+    def _load_config_files(self, config_file: Path | None) -> None:
+        super()._load_config()
+        database = self.config.get(DATABASE_SECTION)
+        if isinstance(database, dict) and isinstance(database.get("url"), str):
+            # A URL given in the file stays out of the settings upstream may log or show.
+            self.config[DATABASE_SECTION] = {**database, "url": redact_url(database["url"])}
+        self.settings_source = (
+            f"file {config_file}" if config_file else "environment (no configuration file)"
+        )
+
+    def _handle_error(self, e: Exception, error_type: str | None = None) -> None:
+        """Upstream's error report, pointing at the database when the settings came from it
+        (upstream's own hint names fastagent.config.yaml / fastagent.secrets.yaml)."""
+        if self.settings_source != SETTINGS_FROM_DATABASE or not isinstance(
+            e, ServerConfigError | ProviderKeyError
+        ):
+            super()._handle_error(e, error_type)
+            return
+        from mcp_agent.core.error_handling import handle_error
+
+        where = redact_url(self.database_url)
+        if isinstance(e, ServerConfigError):
+            handle_error(
+                e,
+                "Server Configuration Error",
+                f"This run's settings come from the database {where}: add the missing "
+                "servers with `fast-agent-db servers add` (or `fast-agent-db config import`).",
+            )
+        else:
+            handle_error(
+                e,
+                "Provider Configuration Error",
+                f"This run's settings come from the database {where}: store the API key "
+                "as a reference with `fast-agent-db config set PROVIDER.api_key env:VARIABLE`, "
+                "or set the provider's environment variable.",
+            )
 
     async def load_definitions(self, *names: str) -> None:
         """Register stored definitions of `names` and of every agent they depend on."""
@@ -99,13 +202,32 @@ class FastAgent(UpstreamFastAgent):
         )
 
     async def record_definitions(self, runtime: DatabaseRuntime) -> None:
-        """Store the registered agents as definitions: what runs is what the database shows."""
+        """Store the registered agents as definitions: what runs is what the database shows.
+
+        A definition's MCP servers are rows of the database's settings. When this run's
+        settings came from a file that defines servers the database does not, the agents
+        using them (and the workflows built on those agents) run unrecorded, as one notice
+        says, rather than storing definitions that point at servers the database lacks.
+        """
         if not self.agents:
+            return
+        specs = {spec.name: spec for spec in captured_specs(self.agents)}
+        known_servers = set((await SqlSettingsStore(runtime).load_document()).servers)
+        unrecorded = _depending_on_unknown_servers(specs, known_servers)
+        if unrecorded:
+            print(
+                f"fast-agent-db: not recorded as definitions: {', '.join(sorted(unrecorded))} "
+                f"(they use MCP servers that {self.settings_source} defines and the database "
+                "does not; fast-agent-db config import stores them)",
+                file=sys.stderr,
+            )
+        recordable = [spec for name, spec in specs.items() if name not in unrecorded]
+        if not recordable:
             return
         store = SqlDefinitionStore(runtime)
         # A script's own custom classes may live in __main__: it ran, so no import check.
-        await store.put(captured_specs(self.agents), source="decorator", check_imports=False)
-        current = await store.current(list(self.agents))
+        await store.put(recordable, source="decorator", check_imports=False)
+        current = await store.current([spec.name for spec in recordable])
         self.definition_versions.update(
             {name: definition.agent_version_id for name, definition in current.items()}
         )
@@ -114,7 +236,10 @@ class FastAgent(UpstreamFastAgent):
     async def run(self) -> AsyncIterator[AgentApp]:
         """Upstream's run, in a session: agents recorded as definitions, their histories
         restored from and stored in the session, every call logged as an execution, and
-        upstream's events written to the event log."""
+        upstream's events written to the event log.
+
+        Restoring and recording start as soon as upstream has created the agents, before
+        upstream handles `--message`, `--prompt-file` or `--server` inside its run()."""
         async with await DatabaseRuntime.open(self.database_url) as runtime:
             await self.record_definitions(runtime)
             conversations = SqlConversationStore(runtime)
@@ -122,27 +247,47 @@ class FastAgent(UpstreamFastAgent):
             binding = ConversationBinding(conversations, self.session_id)
             executions = SqlExecutionStore(runtime)
             await interrupt_dead_workers(executions)
-            prices = PriceBook(await SqlModelCatalog(runtime).list_models())
+            recorder = RunRecorder(
+                executions,
+                self.definition_versions,
+                conversation=binding,
+                prices=PriceBook(await SqlModelCatalog(runtime).list_models()),
+                settings_source=self.settings_source,
+            )
+
+            async def restore_and_record(agents: dict[str, Any]) -> None:
+                await binding.restore(agents)
+                recorder.track(agents)
+
             events = SqlEventSink(runtime)
             await events.ensure_partitions()
             writer = EventWriter(events, spill_dir=spill_directory(self.database_url))
             await writer.start()
             session_token = run_context.current_session.set(self.session_id)
+            self._announce_session()
             # Initialise first (upstream's run() then skips it), so capture wraps the
             # transport upstream's logging configuration installs, and sees start-up events.
             await self.app.initialize()
-            capturing = install_event_capture(writer, level=self._events_level())
+            capturing = event_transport.install(writer, level=self._events_level())
             try:
-                async with super().run() as app:
-                    await binding.restore(app._agents)
-                    RunRecorder(
-                        executions, self.definition_versions, conversation=binding, prices=prices
-                    ).track(app._agents)
-                    yield app
+                with secret_resolution():
+                    async with on_agents_created(restore_and_record), super().run() as app:
+                        yield app
             finally:
-                uninstall_event_capture(capturing)
+                event_transport.uninstall(capturing)
                 run_context.current_session.reset(session_token)
                 await writer.close()
+
+    def _announce_session(self) -> None:
+        """One line on stderr naming the session, so the user can continue it; not in
+        upstream's --quiet mode, whose output is the reply alone."""
+        if getattr(self.args, "quiet", False):
+            return
+        print(
+            f"fast-agent-db: session {self.session_id} (continue it with --session "
+            f"{self.session_id})",
+            file=sys.stderr,
+        )
 
     def _events_level(self) -> str:
         """`database.events_level` (default info): independent of the console's logger.level."""

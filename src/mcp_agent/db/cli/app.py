@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 import typer
@@ -16,7 +15,7 @@ from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import ReportingGroup, console
 from mcp_agent.db.cli.run import chat, run
 from mcp_agent.db.cli.tour import tour
-from mcp_agent.db.fastagent import FastAgent as DatabaseFastAgent
+from mcp_agent.db.patches.go_command import database_go
 from mcp_agent.db.urls import resolve_database_url
 
 app = typer.Typer(
@@ -44,19 +43,21 @@ def root(
     database_url: DatabaseUrlOption = None,
     session: Annotated[
         str | None,
-        typer.Option("--session", help="For go: the session to continue (default: a new one)."),
+        typer.Option(
+            "--session",
+            help="For go: the session to continue (default: a new one). Also accepted after go.",
+        ),
     ] = None,
 ) -> None:
     """fast-agent with a database as the source of truth.
 
     Upstream's commands (go, setup, check, bootstrap, quickstart) are here too; `go` runs
-    against the database: fast-agent-db --database-url URL --session ID go -m "hello".
+    against the database: fast-agent-db go --database-url URL --session ID -m "hello".
     """
     if ctx.invoked_subcommand == "go":
-        # Upstream's go looks its FastAgent up in its module when it runs.
-        upstream_go.FastAgent = functools.partial(  # type: ignore[assignment]
-            DatabaseFastAgent, database_url=resolve_database_url(database_url), session_id=session
-        )
+        patch = database_go(resolve_database_url(database_url), session)
+        patch.acquire()
+        ctx.call_on_close(patch.release)
 
 
 # Upstream's own commands, unchanged (go is pointed at the database by the root callback).
@@ -78,3 +79,30 @@ app.command(name="prune")(prune_command)
 app.command(name="run")(run)
 app.command(name="chat")(chat)
 app.command(name="tour")(tour)
+
+
+#: Our options that `go` accepts after its name, though upstream's go does not know them.
+_GO_OPTIONS = ("--session", "--database-url")
+
+
+def hoist_go_options(arguments: list[str]) -> list[str]:
+    """`go --session X ...` as `--session X go ...`: upstream's go sub-app refuses options it
+    does not define, so ours are moved in front of it, where the root callback reads them."""
+    if "go" not in arguments:
+        return arguments
+    at = arguments.index("go")
+    before, after, hoisted = arguments[:at], [], []
+    index = at + 1
+    while index < len(arguments):
+        argument = arguments[index]
+        name = argument.split("=", 1)[0]
+        if name in _GO_OPTIONS:
+            if "=" in argument:
+                hoisted.append(argument)
+            else:
+                hoisted.extend(arguments[index : index + 2])
+                index += 1
+        else:
+            after.append(argument)
+        index += 1
+    return [*before, *hoisted, "go", *after]

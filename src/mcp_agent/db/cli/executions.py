@@ -104,6 +104,8 @@ def show(
         nodes[record.execution_id] = node
         root_tree = root_tree or node
     console.print(root_tree)
+    if records[0].settings_source:
+        console.print(f"settings: {records[0].settings_source}", markup=False, highlight=False)
 
 
 def usage(

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mcp_agent.db.cli.options import DatabaseUrlOption
-from mcp_agent.db.cli.output import console, error_console, run_async
+from mcp_agent.db.cli.output import console, run_async
 from mcp_agent.db.fastagent import FastAgent
 from mcp_agent.db.urls import resolve_database_url
 
@@ -27,7 +27,6 @@ async def _app(
     fast = FastAgent(
         "fast-agent-db", database_url=database_url, session_id=session, parse_cli_args=False
     )
-    error_console.print(f"session: {fast.session_id}", highlight=False)
     if model:
         # Upstream's --model: used for agents without a model of their own.
         fast.args.model = model

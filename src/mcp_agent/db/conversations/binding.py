@@ -11,20 +11,11 @@ or an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from mcp_agent.db.conversations.base import ConversationStore, NewMessage, PendingTurn
-
-
-@dataclass(frozen=True, slots=True)
-class HistorySnapshot:
-    transcript: list[Any]
-    provider: list[Any]
-
-
-def _llm(agent: Any) -> Any | None:
-    return getattr(agent, "_llm", None)
+from mcp_agent.db.patches import llm_histories
+from mcp_agent.db.patches.llm_histories import HistorySnapshot
 
 
 class ConversationBinding:
@@ -35,29 +26,23 @@ class ConversationBinding:
     async def restore(self, agents: dict[str, Any]) -> None:
         """Load each agent's stored history into its LLM."""
         for name, agent in agents.items():
-            llm = _llm(agent)
-            if llm is None:
+            if llm_histories.llm_of(agent) is None:
                 continue
             stored = await self.store.load(self.session_id, name)
             if not stored:
                 continue
-            llm._message_history = [message.content for message in stored]
-            llm.history.set(
-                [item for message in stored for item in (message.provider_messages or [])]
+            llm_histories.replace(
+                agent,
+                [message.content for message in stored],
+                [item for message in stored for item in (message.provider_messages or [])],
             )
 
     def snapshot(self, agent: Any) -> HistorySnapshot | None:
-        llm = _llm(agent)
-        if llm is None:
-            return None
-        return HistorySnapshot(list(llm._message_history), list(llm.history.history))
+        return llm_histories.snapshot(agent)
 
     def roll_back(self, agent: Any, snapshot: HistorySnapshot | None) -> None:
-        llm = _llm(agent)
-        if llm is None or snapshot is None:
-            return
-        llm._message_history = list(snapshot.transcript)
-        llm.history.set(list(snapshot.provider))
+        if snapshot is not None:
+            llm_histories.replace(agent, snapshot.transcript, snapshot.provider)
 
     def pending_turn(
         self, agent_name: str, agent: Any, snapshot: HistorySnapshot | None, execution_id: str
@@ -66,16 +51,13 @@ class ConversationBinding:
 
         No I/O: the execution store appends it in the transaction that records the call's end.
         """
-        llm = _llm(agent)
-        if llm is None or snapshot is None:
+        if snapshot is None:
             return None
-        transcript = llm._message_history[len(snapshot.transcript) :]
-        if not transcript:
+        added = llm_histories.added_since(agent, snapshot)
+        if not added.transcript:
             return None
-        provider_items = list(llm.history.history)[len(snapshot.provider) :]
-        provider = getattr(getattr(llm, "provider", None), "value", None)
-        model = getattr(getattr(llm, "default_request_params", None), "model", None)
-        last = len(transcript) - 1
+        provider, model = llm_histories.provider_and_model(agent)
+        last = len(added.transcript) - 1
         return PendingTurn(
             self.session_id,
             agent_name,
@@ -83,11 +65,11 @@ class ConversationBinding:
                 NewMessage(
                     content=message,
                     # The turn's provider-native messages ride on its last row.
-                    provider_messages=provider_items if index == last and provider_items else None,
+                    provider_messages=added.provider if index == last and added.provider else None,
                     provider=provider,
                     model=model,
                     execution_id=execution_id,
                 )
-                for index, message in enumerate(transcript)
+                for index, message in enumerate(added.transcript)
             ],
         )

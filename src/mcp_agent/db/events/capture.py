@@ -209,32 +209,3 @@ class CapturingTransport:
             except Exception as error:  # noqa: BLE001 - never break the emitter's turn
                 print(f"fast-agent-db: event not captured ({error!r})", file=sys.stderr)
         await self.inner.send_event(event)
-
-
-def install(writer: EventWriter, *, level: str) -> CapturingTransport:
-    """Wrap the current bus's transport, and point every cached logger at that bus.
-
-    Upstream's `AsyncEventBus.reset()` leaves module-level loggers holding the old bus; they
-    are re-pointed, so events keep arriving after a reset.
-    """
-    from mcp_agent.logging import logger as upstream_logger
-    from mcp_agent.logging.events import StreamingExclusionFilter
-    from mcp_agent.logging.transport import AsyncEventBus
-
-    bus = AsyncEventBus.get()
-    inner = bus.transport
-    while isinstance(inner, CapturingTransport):
-        inner = inner.inner
-    capturing = CapturingTransport(inner, writer, StreamingExclusionFilter(min_level=level))
-    bus.transport = capturing
-    for cached in upstream_logger._loggers.values():
-        cached.event_bus = bus
-    return capturing
-
-
-def uninstall(capturing: CapturingTransport) -> None:
-    from mcp_agent.logging.transport import AsyncEventBus
-
-    bus = AsyncEventBus.get()
-    if bus.transport is capturing:
-        bus.transport = capturing.inner

@@ -24,6 +24,8 @@ class ExecutionStart:
     started_at: datetime
     worker_id: str
     session_id: str | None = None
+    #: `database`, or `file PATH` when the run was given a configuration file.
+    settings_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class ExecutionRecord:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cost: Decimal | None = None
+    settings_source: str | None = None
 
     @property
     def duration_seconds(self) -> float | None:

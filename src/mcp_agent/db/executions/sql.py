@@ -38,6 +38,7 @@ def _record(row: ExecutionRow) -> ExecutionRecord:
         cache_write_tokens=row.cache_write_tokens,
         reasoning_tokens=row.reasoning_tokens,
         cost=row.cost,
+        settings_source=row.settings_source,
     )
 
 
@@ -61,6 +62,7 @@ class SqlExecutionStore:
                     status="running",
                     started_at=execution.started_at,
                     worker_id=execution.worker_id,
+                    settings_source=execution.settings_source,
                 )
             )
 

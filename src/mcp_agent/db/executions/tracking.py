@@ -1,7 +1,7 @@
 """Recording every agent call of a run: an execution row, and the turn it added to history.
 
-Each agent instance's `generate` and `structured` are wrapped (instance attributes, so
-upstream's classes are untouched). The execution being run is kept in a context variable:
+Each agent instance's `generate` and `structured` are wrapped
+(patches/agent_calls.py). The execution being run is kept in a context variable:
 a workflow's calls to its children happen inside it, so children record it as their parent,
 and asyncio tasks (parallel fan-out) inherit it. `send` goes through `generate` upstream.
 """
@@ -21,6 +21,7 @@ from mcp_agent.db.conversations.binding import ConversationBinding
 from mcp_agent.db.executions.base import ExecutionStart, ExecutionStore
 from mcp_agent.db.executions.usage import PriceBook, UsageTotals, usage_turn
 from mcp_agent.db.models.types import utc_now
+from mcp_agent.db.patches import agent_calls
 
 _current_execution = run_context.current_execution
 
@@ -64,23 +65,21 @@ class RunRecorder:
         *,
         conversation: ConversationBinding | None = None,
         prices: PriceBook | None = None,
+        settings_source: str | None = None,
     ) -> None:
         self.executions = executions
         self.versions = versions
         self.conversation = conversation
         self.prices = prices or PriceBook([])
+        self.settings_source = settings_source
         # Usage of finished children, waiting for their parent to finish.
         self._children_usage: dict[str, UsageTotals] = {}
 
     def track(self, agents: Mapping[str, Any]) -> None:
-        for name, agent in agents.items():
-            for operation in ("generate", "structured"):
-                setattr(
-                    agent, operation, self._wrap(getattr(agent, operation), name, agent, operation)
-                )
+        agent_calls.install(agents, self._wrap)
 
     def _wrap(
-        self, call: Callable[..., Awaitable[Any]], name: str, agent: Any, operation: str
+        self, name: str, agent: Any, operation: str, call: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(call)
         async def recorded(*args: Any, **kwargs: Any) -> Any:
@@ -97,6 +96,7 @@ class RunRecorder:
                     started_at=utc_now(),
                     worker_id=WORKER_ID,
                     session_id=conversation.session_id if conversation else None,
+                    settings_source=self.settings_source,
                 )
             )
             snapshot = conversation.snapshot(agent) if conversation else None

@@ -57,6 +57,8 @@ class ExecutionRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     #: host:pid of the process running it; rows of a dead worker are marked interrupted.
     worker_id: Mapped[str | None] = mapped_column(String(200))
+    #: Where the run's settings came from: `database`, or `file PATH` (see fastagent.py).
+    settings_source: Mapped[str | None] = mapped_column(String(1000))
 
 
 class UsageTurnRow(CreatedAt, Base):

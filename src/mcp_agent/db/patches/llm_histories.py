@@ -1,0 +1,57 @@
+"""Reading and writing the two histories upstream keeps per LLM (see UPSTREAM_SYNC.md).
+
+`_message_history` is the provider-agnostic transcript (`PromptMessageMultipart`s); `history`
+is a `SimpleMemory` of provider-native messages. Only an agent with an attached LLM has them
+(workflow agents have none). This module is the one place that touches those attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySnapshot:
+    transcript: list[Any]
+    provider: list[Any]
+
+
+def llm_of(agent: Any) -> Any | None:
+    return getattr(agent, "_llm", None)
+
+
+def snapshot(agent: Any) -> HistorySnapshot | None:
+    """Copies of the agent's two histories, or None for an agent without an LLM."""
+    llm = llm_of(agent)
+    if llm is None:
+        return None
+    return HistorySnapshot(list(llm._message_history), list(llm.history.history))
+
+
+def replace(agent: Any, transcript: list[Any], provider: list[Any]) -> bool:
+    """Set both histories; False (nothing done) for an agent without an LLM."""
+    llm = llm_of(agent)
+    if llm is None:
+        return False
+    llm._message_history = list(transcript)
+    llm.history.set(list(provider))
+    return True
+
+
+def added_since(agent: Any, before: HistorySnapshot) -> HistorySnapshot:
+    """What the histories gained after `before` was taken."""
+    llm = llm_of(agent)
+    if llm is None:
+        return HistorySnapshot([], [])
+    return HistorySnapshot(
+        llm._message_history[len(before.transcript) :],
+        list(llm.history.history)[len(before.provider) :],
+    )
+
+
+def provider_and_model(agent: Any) -> tuple[str | None, str | None]:
+    llm = llm_of(agent)
+    provider = getattr(getattr(llm, "provider", None), "value", None)
+    model = getattr(getattr(llm, "default_request_params", None), "model", None)
+    return provider, model
