@@ -6,10 +6,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import mcp_agent.config as upstream_config
 import pytest
-from mcp_agent.logging.logger import LoggingConfig
-from mcp_agent.logging.transport import AsyncEventBus
 from sqlalchemy import select
 
 from mcp_agent.db import FastAgent
@@ -31,17 +28,6 @@ ROUTE = '***FIXED_RESPONSE {"agent": "second", "confidence": "high", "reasoning"
 def fake_openai():
     with FakeOpenAIServer() as server:
         yield server
-
-
-@pytest.fixture
-def fresh_upstream_state():
-    saved = upstream_config._settings
-    LoggingConfig._initialized = False
-    AsyncEventBus.reset()
-    yield
-    upstream_config._settings = saved
-    LoggingConfig._initialized = False
-    AsyncEventBus.reset()
 
 
 async def test_workflow_totals_equal_upstreams_usage_and_are_priced(

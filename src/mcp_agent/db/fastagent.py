@@ -225,7 +225,8 @@ class FastAgent(UpstreamFastAgent):
         if not recordable:
             return
         store = SqlDefinitionStore(runtime)
-        # A script's own custom classes may live in __main__: it ran, so no import check.
+        # A script's own custom classes may live in __main__ or inside a function: it ran,
+        # so no import check (such a class is recorded as needing the script).
         await store.put(recordable, source="decorator", check_imports=False)
         current = await store.current([spec.name for spec in recordable])
         self.definition_versions.update(

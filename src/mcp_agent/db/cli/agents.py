@@ -49,7 +49,7 @@ def list_(database_url: DatabaseUrlOption = None) -> None:
         servers = ", ".join(spec.server_names())
         table.add_row(
             spec.name + (" (default)" if spec.default else ""),
-            spec.type,
+            spec.type + (" (needs script)" if getattr(spec, "requires_script", False) else ""),
             str(definition.version),
             " | ".join(part for part in (children, servers) if part),
             getattr(spec, "model", None) or "",

@@ -11,7 +11,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from mcp_agent.db.definitions.loader import captured_specs
-from mcp_agent.db.definitions.specs import AGENT_SPEC, AgentDefinition, AgentSpec, DefinitionError
+from mcp_agent.db.definitions.specs import (
+    AGENT_SPEC,
+    SCRIPT_IMPORT_MODULE,
+    AgentDefinition,
+    AgentSpec,
+    DefinitionError,
+)
 from mcp_agent.db.settings.yaml_files import dump_yaml, read_yaml_file
 
 
@@ -48,7 +54,7 @@ def read_script(path: Path) -> list[AgentSpec]:
     saved_argv = sys.argv
     sys.argv = [str(path)]  # upstream's FastAgent parses sys.argv when constructed
     try:
-        namespace = runpy.run_path(str(path), run_name="fast_agent_db_import")
+        namespace = runpy.run_path(str(path), run_name=SCRIPT_IMPORT_MODULE)
     except SystemExit as error:
         raise DefinitionError(
             [f"{path}: the script exited while being imported ({error})"]

@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-from mcp_agent.db.definitions.registration import capture, register
-from mcp_agent.db.definitions.specs import AgentDefinition, AgentSpec, DefinitionError
-from mcp_agent.db.definitions.validation import closure, validate
+from mcp_agent.db.definitions.registration import capture, load_agent_class, register
+from mcp_agent.db.definitions.specs import (
+    AgentDefinition,
+    AgentSpec,
+    CustomAgentSpec,
+    DefinitionError,
+)
+from mcp_agent.db.definitions.validation import closure, problems_of
 
 
 def register_definitions(
@@ -33,10 +38,21 @@ def register_definitions(
             [f"{name}: no such agent definition (known: {known})" for name in missing]
         )
     specs = closure({name: d.spec for name, d in definitions.items()}, roots)
-    validate(specs, known_servers=known_servers)
+    problems = problems_of(specs, known_servers=known_servers, check_imports=False)
+    # Classes are loaded here rather than checked by validation, so that a class the running
+    # script registered itself (one only that script can provide) is the one used.
+    agent_classes: dict[str, type] = {}
+    for name, spec in sorted(specs.items()):
+        if isinstance(spec, CustomAgentSpec):
+            try:
+                agent_classes[name] = load_agent_class(spec, agents.get(name))
+            except DefinitionError as error:
+                problems.extend(error.problems)
+    if problems:
+        raise DefinitionError(problems)
     ordered = [*roots, *sorted(name for name in specs if name not in roots)]
     for name in ordered:
-        register(agents, specs[name])
+        register(agents, specs[name], agent_class=agent_classes.get(name))
     return {name: definitions[name].agent_version_id for name in ordered}
 
 

@@ -9,7 +9,8 @@ from what a decorator stored to a spec, so an unchanged script's agents can be r
 from __future__ import annotations
 
 import importlib
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
+from enum import Enum
 from typing import Any
 
 from mcp_agent.core import direct_decorators
@@ -26,6 +27,7 @@ from mcp_agent.db.definitions.specs import (
     OrchestratorSpec,
     ParallelSpec,
     RouterSpec,
+    script_bound_reason,
 )
 
 
@@ -63,8 +65,48 @@ def dotted_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def register(agents: MutableMapping[str, dict[str, Any]], spec: AgentSpec) -> None:
-    """Register `spec` into a `FastAgent.agents`-shaped mapping via upstream's decorators."""
+def load_agent_class(spec: CustomAgentSpec, registered: Mapping[str, Any] | None = None) -> type:
+    """The class of a custom agent definition.
+
+    `registered` is what the running script's decorator registered under the same name, if
+    anything: its class is used when it is the one the definition names, so a class only the
+    script can provide (defined in a function, or in `__main__`) still loads from there.
+
+    Raises:
+        DefinitionError: the class cannot be imported; for a class bound to the script that
+            defines it, the message says so.
+    """
+    if registered is not None and registered.get("type") == "custom":
+        candidate = registered.get("agent_class")
+        if isinstance(candidate, type) and dotted_path(candidate) == spec.agent_class:
+            return candidate
+    try:
+        return import_dotted(spec.agent_class)
+    except ImportError as error:
+        reason = script_bound_reason(spec.agent_class)
+        if reason is None:
+            problem = f"{spec.name}.agent_class: {error}"
+        else:
+            problem = (
+                f"{spec.name}.agent_class: {spec.agent_class!r} cannot be loaded without the "
+                f"script that defines it ({reason}); run this agent from that script, or move "
+                "the class to an importable module"
+            )
+        raise DefinitionError([problem]) from None
+
+
+def register(
+    agents: MutableMapping[str, dict[str, Any]],
+    spec: AgentSpec,
+    *,
+    agent_class: type | str | None = None,
+) -> None:
+    """Register `spec` into a `FastAgent.agents`-shaped mapping via upstream's decorators.
+
+    `agent_class` is the class of a custom agent (default: imported from its dotted path).
+    Its dotted path itself may stand in for it where the registration never runs, as in
+    `canonical`: then a class only its script can provide needs no import.
+    """
     holder = _Registry()
     holder.agents = agents  # type: ignore[assignment]
     llm: dict[str, Any] = {}
@@ -83,12 +125,13 @@ def register(agents: MutableMapping[str, dict[str, Any]], spec: AgentSpec) -> No
                 holder, name=spec.name, servers=spec.servers, **instruction, **llm
             )
         case CustomAgentSpec():
-            try:
-                agent_class = import_dotted(spec.agent_class)
-            except ImportError as error:
-                raise DefinitionError([f"{spec.name}.agent_class: {error}"]) from None
             decorator = direct_decorators.custom(
-                holder, agent_class, name=spec.name, servers=spec.servers, **instruction, **llm
+                holder,
+                agent_class if agent_class is not None else load_agent_class(spec),
+                name=spec.name,
+                servers=spec.servers,
+                **instruction,
+                **llm,
             )
         case RouterSpec():
             decorator = direct_decorators.router(
@@ -142,12 +185,29 @@ def register(agents: MutableMapping[str, dict[str, Any]], spec: AgentSpec) -> No
     decorator(_definition_from_database)
 
 
+def _by_value(value: Any) -> Any:
+    """`value` with enum members (e.g. upstream's `QualityRating.GOOD`) replaced by their
+    values, in lists too: a definition holds what a member stands for, never the enum class
+    (which a process loading the definition may not have).
+
+    `_value_`, not `.value`: upstream's QualityRating overrides `.value` to return a rank.
+    """
+    if isinstance(value, Enum):
+        return value._value_
+    if isinstance(value, list | tuple):
+        return [_by_value(item) for item in value]
+    return value
+
+
 def capture(name: str, entry: dict[str, Any]) -> AgentSpec:
     """The spec of one `FastAgent.agents` entry, as a decorator stored it."""
     config = entry["config"]
     agent_type = entry["type"]
+    # Workflow fields are kept as the decorator was given them (AgentConfig's are validated
+    # into plain values): an enum member must become its value here.
+    given = {key: _by_value(value) for key, value in entry.items()}
     common: dict[str, Any] = {
-        "name": name,
+        "name": _by_value(name),
         "type": agent_type,
         "instruction": config.instruction,
         "default": config.default,
@@ -165,47 +225,52 @@ def capture(name: str, entry: dict[str, Any]) -> AgentSpec:
             **common,
             **llm,
             "servers": list(config.servers),
-            "agent_class": dotted_path(entry["agent_class"]),
+            "agent_class": _agent_class_path(given["agent_class"]),
         }
     elif agent_type == "router":
         values = {
             **common,
             **llm,
             "servers": list(config.servers),
-            "agents": entry["router_agents"],
+            "agents": given["router_agents"],
         }
     elif agent_type == "orchestrator":
         values = {
             **common,
             **llm,
-            "agents": entry["child_agents"],
-            "plan_type": entry.get("plan_type", "full"),
-            "plan_iterations": entry.get("plan_iterations", 5),
+            "agents": given["child_agents"],
+            "plan_type": given.get("plan_type", "full"),
+            "plan_iterations": given.get("plan_iterations", 5),
         }
     elif agent_type == "chain":
         values = {
             **common,
-            "sequence": entry["sequence"],
-            "cumulative": entry.get("cumulative", False),
+            "sequence": given["sequence"],
+            "cumulative": given.get("cumulative", False),
         }
     elif agent_type == "parallel":
         values = {
             **common,
-            "fan_out": entry["fan_out"],
-            "fan_in": entry.get("fan_in"),
-            "include_request": entry.get("include_request", True),
+            "fan_out": given["fan_out"],
+            "fan_in": given.get("fan_in"),
+            "include_request": given.get("include_request", True),
         }
     elif agent_type == "evaluator_optimizer":
         values = {
             **common,
-            "generator": entry["generator"],
-            "evaluator": entry["evaluator"],
-            "min_rating": str(entry.get("min_rating", "GOOD")),
-            "max_refinements": entry.get("max_refinements", 3),
+            "generator": given["generator"],
+            "evaluator": given["evaluator"],
+            "min_rating": given.get("min_rating", "GOOD"),
+            "max_refinements": given.get("max_refinements", 3),
         }
     else:
         raise DefinitionError([f"{name}: unknown agent type {agent_type!r}"])
     return AGENT_SPEC.validate_python(values)
+
+
+def _agent_class_path(agent_class: type | str) -> str:
+    """A decorator's class, or the dotted path `canonical` registered in its place."""
+    return agent_class if isinstance(agent_class, str) else dotted_path(agent_class)
 
 
 def _explicit_request_params(config: Any) -> dict[str, Any] | None:
@@ -219,10 +284,15 @@ def _explicit_request_params(config: Any) -> dict[str, Any] | None:
 
 
 def canonical(spec: AgentSpec) -> AgentSpec:
-    """The spec with upstream's defaults made explicit: what a stored version holds."""
+    """The spec with upstream's defaults made explicit: what a stored version holds.
+
+    A custom agent's class is not imported: its dotted path is kept as it is, and whether it
+    imports is validation's question (`check_imports`), not canonicalisation's.
+    """
     agents: dict[str, dict[str, Any]] = {}
+    agent_class = spec.agent_class if isinstance(spec, CustomAgentSpec) else None
     try:
-        register(agents, spec)
+        register(agents, spec, agent_class=agent_class)
     except DefinitionError:
         raise
     except Exception as error:  # upstream's own checks, e.g. an empty chain

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from mcp_agent.db.errors import FastAgentDbError
 
@@ -59,12 +59,39 @@ class BasicAgentSpec(_LlmSpec):
         return list(self.servers)
 
 
+#: Module name `agents import` runs a script under (so its main does not fire): classes
+#: defined in the script get it as their module, and it cannot be imported afterwards.
+SCRIPT_IMPORT_MODULE = "fast_agent_db_import"
+
+
+def script_bound_reason(agent_class: str) -> str | None:
+    """Why the class at dotted path `agent_class` cannot be imported without the script that
+    defines it, or None when the path is an ordinary importable one."""
+    parts = agent_class.split(".")
+    if "<locals>" in parts:
+        return "it is defined inside a function"
+    if parts[0] == "__main__":
+        return "it is defined in a script run as __main__"
+    if parts[0] == SCRIPT_IMPORT_MODULE:
+        return "it is defined in a script read by `agents import`"
+    return None
+
+
 class CustomAgentSpec(_LlmSpec):
     type: Literal["custom"] = "custom"
     #: Dotted path of the agent class, e.g. `my_package.agents.MyAgent`.
     agent_class: str
     servers: list[str] = Field(default_factory=list)
     use_history: bool = True
+    #: True when the class lives only in the script that registered it (inside a function,
+    #: or in `__main__`): such a definition runs from that script and nowhere else.
+    #: Derived from `agent_class`; a value given for it is replaced.
+    requires_script: bool = False
+
+    @model_validator(mode="after")
+    def _derive_requires_script(self) -> Self:
+        self.requires_script = script_bound_reason(self.agent_class) is not None
+        return self
 
     def server_names(self) -> list[str]:
         return list(self.servers)
@@ -153,9 +180,15 @@ AGENT_SPEC = TypeAdapter(AgentSpec)
 AGENT_SPECS = TypeAdapter(list[AgentSpec])
 
 
+#: Spec fields computed from other fields. They add nothing to a hash, and leaving them out
+#: keeps the hashes of versions stored before the fields existed (no spurious new versions).
+_DERIVED_FIELDS = {"requires_script"}
+
+
 def content_hash(spec: BaseModel) -> str:
     """SHA-256 of the canonical JSON of a spec: equal definitions, equal hashes."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    document = spec.model_dump(mode="json", exclude=_DERIVED_FIELDS)
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mcp_agent.db.definitions.registration import import_dotted
+from mcp_agent.db.definitions.registration import load_agent_class
 from mcp_agent.db.definitions.specs import (
     AgentSpec,
     ChainSpec,
@@ -97,9 +97,9 @@ def problems_of(
             problems.append(f"{name}.model: unknown model {model!r}")
         if check_imports and isinstance(spec, CustomAgentSpec):
             try:
-                import_dotted(spec.agent_class)
-            except ImportError as error:
-                problems.append(f"{name}.agent_class: {error}")
+                load_agent_class(spec)
+            except DefinitionError as error:
+                problems.extend(error.problems)
     cycle = find_cycle(specs)
     if cycle:
         problems.append(f"dependency cycle: {' -> '.join(cycle)}")
