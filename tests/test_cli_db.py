@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from mcp_agent.db.cli.app import app
+from mcp_agent.db.engine import create_sync_database_engine
 from mcp_agent.db.migration_runner import head_revision
 from mcp_agent.db.urls import DATABASE_URL_ENV
 
@@ -74,3 +76,21 @@ def test_downgrade_to_an_unknown_revision_changes_nothing(database_url: str) -> 
     assert "Can't locate revision identified by 'nope'" in result.output
     result = runner.invoke(app, ["db", "current", "--database-url", database_url])
     assert result.output.startswith(head_revision())
+
+
+def test_an_upgrade_failing_midway_is_rolled_back_and_reported(empty_database_url: str) -> None:
+    engine = create_sync_database_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            # The first migration creates fa_sessions well after its first tables.
+            connection.execute(text("CREATE TABLE fa_sessions (id INTEGER PRIMARY KEY)"))
+    finally:
+        engine.dispose()
+    result = runner.invoke(app, ["db", "upgrade", "--database-url", empty_database_url])
+    assert result.exit_code == 1, result.output
+    assert "Migration to 'head' failed on" in result.output
+    assert "rolled back" in result.output and "fa_sessions" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["db", "status", "--database-url", empty_database_url])
+    assert result.exit_code == 0, result.output
+    assert "fa_agents" not in result.output, "nothing of the failed migration remains"

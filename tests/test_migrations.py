@@ -70,22 +70,28 @@ async def test_postgres_event_log_is_partitioned(postgres_databases, postgres_te
         postgres_databases.drop(name)
 
 
-async def test_opening_an_unmigrated_database_names_the_command(empty_database_url: str) -> None:
+async def test_opening_an_unmigrated_database_without_creating_names_the_command(
+    empty_database_url: str,
+) -> None:
     with pytest.raises(SchemaOutOfDateError) as raised:
-        await DatabaseRuntime.open(empty_database_url)
+        await DatabaseRuntime.open(empty_database_url, create_if_empty=False)
     message = str(raised.value)
     assert "has no fast-agent-db schema yet" in message
     assert "fast-agent-db db upgrade" in message
     assert raised.value.current is None
     assert raised.value.required == head_revision()
+    assert raised.value.state == "empty"
 
 
-async def test_opening_a_database_at_another_revision_fails(database_url: str) -> None:
+async def test_opening_a_database_at_a_revision_we_do_not_know_calls_it_newer(
+    database_url: str,
+) -> None:
     async with await DatabaseRuntime.open(database_url) as runtime:
         async with runtime.engine.begin() as connection:
             await connection.execute(text("UPDATE fa_schema_version SET version_num = '0000'"))
-    with pytest.raises(SchemaOutOfDateError, match="is at 0000.*fast-agent-db db upgrade"):
+    with pytest.raises(SchemaOutOfDateError, match="revision 0000, which is newer") as raised:
         await DatabaseRuntime.open(database_url)
+    assert raised.value.state == "newer"
 
 
 async def test_opening_without_schema_check_works_on_empty_database(
@@ -109,7 +115,10 @@ async def test_a_database_one_revision_behind_is_refused_until_upgraded(
     with pytest.raises(SchemaOutOfDateError) as raised:
         await DatabaseRuntime.open(empty_database_url)
     assert raised.value.current == "0001"
-    assert f"is at 0001; this fast-agent-db needs schema {head_revision()}" in str(raised.value)
+    assert raised.value.state == "older"
+    assert f"is at schema revision 0001; this fast-agent-db needs {head_revision()}" in str(
+        raised.value
+    )
     assert "fast-agent-db db upgrade" in str(raised.value)
 
     await asyncio.to_thread(lambda: MigrationRunner(empty_database_url).upgrade())
@@ -117,3 +126,23 @@ async def test_a_database_one_revision_behind_is_refused_until_upgraded(
         async with runtime.engine.connect() as connection:
             seeded = await connection.scalar(text("SELECT count(*) FROM fa_models"))
     assert seeded and seeded >= 10, "0002 ships the price table"
+
+
+async def test_a_failed_upgrade_leaves_no_half_made_schema(empty_database_url: str) -> None:
+    """DDL is transactional on both backends, SQLite included (see the sync engine)."""
+
+    def fail_midway() -> None:
+        engine = create_sync_database_engine(empty_database_url)
+        try:
+            with engine.begin() as connection:
+                # 0001 creates fa_agents first and fa_sessions later: this one makes it fail.
+                connection.execute(text("CREATE TABLE fa_sessions (id INTEGER PRIMARY KEY)"))
+        finally:
+            engine.dispose()
+        with MigrationRunner(empty_database_url) as runner:
+            with pytest.raises(FastAgentDbError, match="rolled back: .*fa_sessions"):
+                runner.upgrade()
+            assert runner.current() is None
+
+    await asyncio.to_thread(fail_midway)
+    assert _our_tables(empty_database_url) == {"fa_sessions"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -96,13 +96,36 @@ def _ping_connections_after_idling(engine: AsyncEngine) -> None:
             raise DisconnectionError("idle connection is gone")
 
 
+#: Execution option of a sync SQLite connection: how its transactions begin ("DEFERRED", the
+#: default, or "IMMEDIATE" to take the write lock up front).
+SQLITE_BEGIN_MODE = "fast_agent_db_sqlite_begin"
+
+
+def _leave_transactions_to_sqlalchemy(dbapi_connection: Any, _record: Any) -> None:
+    # The stdlib driver opens a transaction only before INSERT/UPDATE/DELETE, so a migration's
+    # CREATE TABLEs committed one by one: a failed or interrupted migration left half a schema,
+    # and other processes could see it half made. With the driver's own handling off, the
+    # `begin` listener below makes every transaction, DDL included, a real one.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    mode = connection.get_execution_options().get(SQLITE_BEGIN_MODE, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
 def create_sync_database_engine(raw_url: str) -> Engine:
-    """A sync engine for Alembic, whose migration machinery is synchronous."""
+    """A sync engine for Alembic, whose migration machinery is synchronous.
+
+    On SQLite its transactions are real ones, DDL included, so a migration is all or nothing.
+    """
     url = to_async_url(raw_url)
     if is_sqlite(url):
         _check_sqlite_location(url)
         engine = create_engine(url.set(drivername="sqlite"), poolclass=NullPool)
         event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "connect", _leave_transactions_to_sqlalchemy)
+        event.listen(engine, "begin", _begin_sqlite_transaction)
         return engine
     return create_engine(
         url,

@@ -11,6 +11,15 @@ passed through `redact_url` before they reach a message.
 
 from __future__ import annotations
 
+from typing import Literal
+
+#: Why a database's schema is not the one this code needs:
+#: "empty"   - no tables at all (created automatically unless the caller asked not to),
+#: "foreign" - other tables but no fast-agent-db schema (never migrated behind the user's back),
+#: "older"   - a revision of our chain behind head (needs an explicit `db upgrade`),
+#: "newer"   - a revision this code does not know (written by a later fast-agent-db).
+SchemaState = Literal["empty", "foreign", "older", "newer"]
+
 
 class FastAgentDbError(Exception):
     """Base class of every error fast-agent-db raises on purpose."""
@@ -27,7 +36,10 @@ class DatabaseUnavailableError(FastAgentDbError):
 class SchemaOutOfDateError(FastAgentDbError):
     """The database schema is behind (or ahead of) the revision this code was built for."""
 
-    def __init__(self, message: str, *, current: str | None, required: str) -> None:
+    def __init__(
+        self, message: str, *, current: str | None, required: str, state: SchemaState
+    ) -> None:
         super().__init__(message)
         self.current = current
         self.required = required
+        self.state: SchemaState = state

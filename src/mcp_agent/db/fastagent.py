@@ -87,7 +87,8 @@ class FastAgent(UpstreamFastAgent):
 
     Args:
         database_url: where the database is; default FAST_AGENT_DATABASE_URL, then
-            ./fastagent.db. The schema must be current (`fast-agent-db db upgrade`).
+            ./fastagent.db. An empty database gets the current schema on first use; one at
+            an older revision needs `fast-agent-db db upgrade`.
         session_id: the conversation to continue (every agent's history in it is restored
             when the run starts); default a new session, whose id is `self.session_id`.
         Other arguments are upstream's.

@@ -3,11 +3,18 @@
 The migrations live in `migrations/` at the top of the source tree; the wheel carries them as
 `mcp_agent/db/migrations`, so an installed package with no checkout can upgrade a database.
 Alembic is synchronous, so the runner is too: async callers use `asyncio.to_thread`.
+
+Every schema change runs under the migration lock, so processes that open one fresh database
+at once, or an explicit `db upgrade` racing one of them, migrate it once: on PostgreSQL a
+transaction-level advisory lock taken inside the migration transaction, on a SQLite file an
+exclusive `flock` on the sibling file `<database file>.migrate.lock`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,14 +25,31 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from mcp_agent.db.engine import create_sync_database_engine, describe_connection_error
-from mcp_agent.db.errors import FastAgentDbError
+from mcp_agent.db.engine import (
+    SQLITE_BEGIN_MODE,
+    create_sync_database_engine,
+    describe_connection_error,
+)
+from mcp_agent.db.errors import DatabaseUnavailableError, FastAgentDbError, SchemaOutOfDateError
 from mcp_agent.db.models import VERSION_TABLE, Base
+from mcp_agent.db.urls import redact_url, sqlite_file
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; concurrent first use of one SQLite file is unguarded.
+    fcntl = None  # type: ignore[assignment]
 
 _T = TypeVar("_T")
+
+#: The PostgreSQL advisory lock key that serialises schema changes. Advisory locks are scoped
+#: to one database, so a fixed key only ever contends with migrations of the same database.
+#: The value is the ASCII of "fa-db-mg" read as a (positive) 64-bit integer.
+MIGRATION_LOCK_KEY = 0x66612D64622D6D67
+#: Appended to a SQLite file's name for the lock file held while its schema changes.
+SQLITE_LOCK_SUFFIX = ".migrate.lock"
 
 
 def migrations_directory() -> Path:
@@ -49,12 +73,106 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 @cache
+def _script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+@cache
 def head_revision() -> str:
     """The revision this code needs (the single head of the linear chain)."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _script_directory().get_current_head()
     if head is None:
         raise FastAgentDbError("The migration chain has no head revision.")
     return head
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision id in our migration scripts.
+
+    Compared exactly: Alembic's own lookup also resolves unique prefixes, which would take a
+    later release's revision "0004a" for ours.
+    """
+    return frozenset(script.revision for script in _script_directory().walk_revisions())
+
+
+def newer_schema_error(display_url: str, current: str) -> SchemaOutOfDateError:
+    """The database was migrated by a later fast-agent-db: upgrading it here cannot help."""
+    required = head_revision()
+    return SchemaOutOfDateError(
+        f"The database {display_url} has schema revision {current}, which is newer than this "
+        f"fast-agent-db (it knows revisions up to {required}). Upgrade fast-agent-db, or use "
+        "another database.",
+        current=current,
+        required=required,
+        state="newer",
+    )
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision recorded in the database, or None when it was never migrated."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def database_tables(connection: Connection) -> list[str]:
+    """The tables and views a migration would land among, sorted by name.
+
+    PostgreSQL: those in the schemas on the connection's search_path (unqualified DDL creates
+    in the first of them). SQLite: those of the main database, without its internal tables.
+    """
+    if connection.dialect.name == "postgresql":
+        query = text(
+            "SELECT c.relname FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ANY (current_schemas(false)) "
+            "AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+            "ORDER BY c.relname"
+        )
+    else:
+        query = text(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        )
+    return list(connection.execute(query).scalars())
+
+
+def tables_besides_ours(connection: Connection) -> list[str]:
+    """The tables that make a database without our schema not empty.
+
+    Our version table is ignored: `db downgrade base` leaves it behind, empty, and a database
+    holding only that is where the chain starts.
+    """
+    return [name for name in database_tables(connection) if name != VERSION_TABLE]
+
+
+def create_schema_if_empty_on(connection: Connection) -> str | None:
+    """Migrate to head on `connection` if its database has no tables; the revision after.
+
+    The caller holds the migration lock (or needs none) and owns the transaction: re-checking
+    here, under the lock, is what makes the second of two racing processes a no-op.
+    """
+    _take_advisory_lock(connection)
+    revision = current_revision(connection)
+    if revision is None and not tables_besides_ours(connection):
+        _run_alembic(command.upgrade, connection, "head")
+        revision = current_revision(connection)
+    return revision
+
+
+def _take_advisory_lock(connection: Connection) -> None:
+    """On PostgreSQL, wait for the migration lock; it is released when the transaction ends."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+def _run_alembic(
+    alembic_command: Callable[[Config, str], None], connection: Connection, revision: str
+) -> None:
+    try:
+        alembic_command(alembic_config(connection), revision)
+    except CommandError as error:
+        raise FastAgentDbError(f"Migration to {revision!r} failed: {error}") from None
 
 
 def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
@@ -68,6 +186,7 @@ class MigrationRunner:
     """Upgrade, downgrade and inspect one database's schema."""
 
     def __init__(self, raw_url: str) -> None:
+        self._raw_url = raw_url
         self._engine = create_sync_database_engine(raw_url)
 
     def _with_connection(self, work: Callable[[Connection], _T], *, transaction: bool) -> _T:
@@ -78,34 +197,90 @@ class MigrationRunner:
         with connection:
             if not transaction:
                 return work(connection)
+            # A migration reads before it writes: on SQLite, taking the write lock at BEGIN
+            # waits out other writers (busy_timeout) instead of failing at the first write
+            # when one of them committed since the read.
+            connection.execution_options(**{SQLITE_BEGIN_MODE: "IMMEDIATE"})
             with connection.begin():
                 return work(connection)
 
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """Hold the SQLite file's migration lock; a no-op for PostgreSQL and in-memory SQLite.
+
+        The lock file is left in place: removing it would let a process that opened it just
+        before lock a file nobody else can see any more.
+        """
+        path = sqlite_file(self._engine.url) if self._engine.dialect.name == "sqlite" else None
+        if path is None or fcntl is None:
+            yield
+            return
+        lock_path = path.with_name(path.name + SQLITE_LOCK_SUFFIX)
+        try:
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise DatabaseUnavailableError(
+                f"Cannot create the migration lock file {lock_path} for the SQLite database "
+                f"{redact_url(self._raw_url)}: {error.strerror or error}"
+            ) from None
+        try:
+            # Blocking: a migration holds it for seconds at most.
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
     def upgrade(self, revision: str = "head") -> None:
-        """Upgrade to `revision` in one transaction (DDL is transactional on both backends)."""
+        """Upgrade to `revision` in one transaction, under the migration lock."""
         self._run_command(command.upgrade, revision)
 
     def downgrade(self, revision: str) -> None:
         """Downgrade to `revision` (`base` removes every fast-agent-db table)."""
         self._run_command(command.downgrade, revision)
 
+    def create_schema_if_empty(self) -> str | None:
+        """Migrate to head if the database has no tables at all; the revision after.
+
+        Under the migration lock, so of several processes opening one fresh database at once
+        the first creates the schema and the others find it current. A database with other
+        tables, or at any revision, is left as it is.
+        """
+        with self._file_lock(), self._failures_described("Creating the schema"):
+            return self._with_connection(create_schema_if_empty_on, transaction=True)
+
     def _run_command(self, alembic_command: Callable[[Config, str], None], revision: str) -> None:
         def run(connection: Connection) -> None:
-            try:
-                alembic_command(alembic_config(connection), revision)
-            except CommandError as error:
-                raise FastAgentDbError(f"Migration to {revision!r} failed: {error}") from None
+            _take_advisory_lock(connection)
+            current = current_revision(connection)
+            if current is not None and current not in known_revisions():
+                raise newer_schema_error(redact_url(self._raw_url), current)
+            _run_alembic(alembic_command, connection, revision)
 
-        self._with_connection(run, transaction=True)
+        with self._file_lock(), self._failures_described(f"Migration to {revision!r}"):
+            self._with_connection(run, transaction=True)
+
+    @contextmanager
+    def _failures_described(self, what: str) -> Iterator[None]:
+        """A database error mid-migration (rolled back) as a FastAgentDbError naming the place.
+
+        Run paths create the schema on first use, so a missing CREATE privilege, say, must read
+        as a fast-agent-db error and not as a driver traceback.
+        """
+        try:
+            yield
+        except DBAPIError as error:
+            lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+            detail = lines[0] if lines else type(error).__name__
+            password = self._engine.url.password
+            if password:
+                detail = detail.replace(str(password), "***")
+            raise FastAgentDbError(
+                f"{what} failed on {redact_url(self._raw_url)} and was rolled back: {detail}"
+            ) from error
 
     def current(self) -> str | None:
         """The database's revision, or None for a database never migrated."""
-        return self._with_connection(
-            lambda connection: MigrationContext.configure(
-                connection, opts={"version_table": VERSION_TABLE}
-            ).get_current_revision(),
-            transaction=False,
-        )
+        return self._with_connection(current_revision, transaction=False)
 
     def drift(self) -> list[Any]:
         """Differences between the migrated schema and the models (empty when they agree)."""

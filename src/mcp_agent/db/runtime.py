@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Self
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -16,7 +18,54 @@ from mcp_agent.db.engine import (
 )
 from mcp_agent.db.errors import SchemaOutOfDateError
 from mcp_agent.db.models import VERSION_TABLE
-from mcp_agent.db.urls import redact_url, resolve_database_url
+from mcp_agent.db.urls import (
+    DATABASE_URL_ENV,
+    is_sqlite,
+    redact_url,
+    resolve_database_url,
+    sqlite_file,
+    to_async_url,
+)
+
+#: Stands in for the password in a suggested command; the user substitutes it.
+PASSWORD_PLACEHOLDER = "<password>"
+#: How many of a database's other tables an error message names.
+TABLES_NAMED_IN_MESSAGES = 5
+
+
+def _shell_quoted(argument: str) -> str:
+    """`argument` in single quotes for a POSIX shell, so `?` and `&` in URLs survive."""
+    return "'" + argument.replace("'", "'\"'\"'") + "'"
+
+
+def how_to_run_db_upgrade(raw_url: str) -> str:
+    """How to run `fast-agent-db db upgrade` on `raw_url`, as the end of a sentence.
+
+    The password never appears, and neither does `***`, which cannot be run: a URL taken from
+    FAST_AGENT_DATABASE_URL is not repeated (the command reads the same variable), and a URL
+    with a password gets a placeholder the user replaces.
+    """
+    if raw_url.strip() == os.environ.get(DATABASE_URL_ENV, "").strip():
+        return f"run: fast-agent-db db upgrade (it reads {DATABASE_URL_ENV}, as this run did)"
+    url = to_async_url(raw_url)
+    if url.password:
+        sentinel = "FASTAGENTDBPASSWORDPLACEHOLDER"
+        shown = (
+            make_url(raw_url.strip())
+            .set(password=sentinel)
+            .render_as_string(hide_password=False)
+            .replace(sentinel, PASSWORD_PLACEHOLDER)
+        )
+        return (
+            f"run, with the database password in place of {PASSWORD_PLACEHOLDER}: "
+            f"fast-agent-db db upgrade --database-url {_shell_quoted(shown)}"
+        )
+    shown = raw_url.strip()
+    path = sqlite_file(url) if is_sqlite(url) else None
+    if path is not None and not path.is_absolute() and not url.query:
+        # A relative path names a different file from another directory.
+        shown = f"sqlite:///{path.absolute()}"
+    return f"run: fast-agent-db db upgrade --database-url {_shell_quoted(shown)}"
 
 
 class DatabaseRuntime:
@@ -34,8 +83,18 @@ class DatabaseRuntime:
         )
 
     @classmethod
-    async def open(cls, database_url: str | None = None, *, check_schema: bool = True) -> Self:
+    async def open(
+        cls,
+        database_url: str | None = None,
+        *,
+        check_schema: bool = True,
+        create_if_empty: bool = True,
+    ) -> Self:
         """Connect to `database_url` (or the configured default) and check its schema.
+
+        With `create_if_empty`, a database with no tables at all gets the current schema from
+        the migrations first, so a run on a fresh database just works; read-only callers pass
+        False and get SchemaOutOfDateError instead.
 
         Raises:
             DatabaseUrlError: the URL is malformed or names an unsupported backend.
@@ -48,7 +107,7 @@ class DatabaseRuntime:
         try:
             await check_connection(engine)
             if check_schema:
-                await runtime.ensure_schema_current()
+                await runtime.ensure_schema_current(create_if_empty=create_if_empty)
         except BaseException:
             await engine.dispose()
             raise
@@ -75,19 +134,79 @@ class DatabaseRuntime:
         except DBAPIError as error:
             raise describe_connection_error(self.engine.url, error) from None
 
-    async def ensure_schema_current(self) -> None:
+    async def ensure_schema_current(self, *, create_if_empty: bool = False) -> None:
+        """Return when the schema is at this code's revision, creating it on an empty database
+        if asked; otherwise raise SchemaOutOfDateError saying why and what to do."""
+        # Imported here: Alembic is only loaded when a schema is checked or changed.
         from mcp_agent.db.migration_runner import head_revision
 
         required = await asyncio.to_thread(head_revision)
         current = await self.schema_revision()
         if current == required:
             return
-        state = "has no fast-agent-db schema yet" if current is None else f"is at {current}"
-        raise SchemaOutOfDateError(
-            f"The database {self.display_url} {state}; this fast-agent-db needs schema "
-            f"{required}. Run: fast-agent-db db upgrade --database-url '{self.display_url}'",
-            current=current,
+        if current is None and create_if_empty:
+            current = await self._create_schema_if_empty()
+            if current == required:
+                return
+        raise await self._schema_error(current, required)
+
+    async def _create_schema_if_empty(self) -> str | None:
+        """Run the migrations to head if the database has no tables; its revision after."""
+        from mcp_agent.db.migration_runner import MigrationRunner, create_schema_if_empty_on
+
+        if is_sqlite(self.engine.url) and sqlite_file(self.engine.url) is None:
+            # An in-memory database exists only in this engine's one connection (another
+            # engine would get its own, empty one), so the migrations run on it through the
+            # event loop, Alembic's reading of its scripts included: the one place blocking
+            # file reads reach the loop, for a database that lives only as long as this
+            # process. Nothing else can reach it, so it needs no lock either.
+            async with self.engine.begin() as connection:
+                return await connection.run_sync(create_schema_if_empty_on)
+
+        def create() -> str | None:
+            with MigrationRunner(self.raw_url) as runner:
+                return runner.create_schema_if_empty()
+
+        return await asyncio.to_thread(create)
+
+    async def _schema_error(self, current: str | None, required: str) -> SchemaOutOfDateError:
+        from mcp_agent.db.migration_runner import (
+            known_revisions,
+            newer_schema_error,
+            tables_besides_ours,
+        )
+
+        where = f"The database {self.display_url}"
+        if current is not None:
+            if current not in await asyncio.to_thread(known_revisions):
+                return newer_schema_error(self.display_url, current)
+            return SchemaOutOfDateError(
+                f"{where} is at schema revision {current}; this fast-agent-db needs {required}. "
+                f"To upgrade it, {how_to_run_db_upgrade(self.raw_url)}",
+                current=current,
+                required=required,
+                state="older",
+            )
+        async with self.engine.connect() as connection:
+            other_tables = await connection.run_sync(tables_besides_ours)
+        if not other_tables:
+            return SchemaOutOfDateError(
+                f"{where} has no fast-agent-db schema yet. To create it, "
+                f"{how_to_run_db_upgrade(self.raw_url)}",
+                current=None,
+                required=required,
+                state="empty",
+            )
+        named = ", ".join(other_tables[:TABLES_NAMED_IN_MESSAGES])
+        if len(other_tables) > TABLES_NAMED_IN_MESSAGES:
+            named += f" and {len(other_tables) - TABLES_NAMED_IN_MESSAGES} more"
+        return SchemaOutOfDateError(
+            f"{where} has other tables ({named}) but no fast-agent-db schema, so it was left "
+            "unchanged. To create the fast-agent-db tables in it alongside them, "
+            f"{how_to_run_db_upgrade(self.raw_url)}; or use another database.",
+            current=None,
             required=required,
+            state="foreign",
         )
 
     async def close(self) -> None:
