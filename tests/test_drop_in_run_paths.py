@@ -261,3 +261,28 @@ def test_go_options_are_hoisted_in_front_of_go() -> None:
         "go",
     ]
     assert hoist_go_options(["sessions", "list"]) == ["sessions", "list"]
+
+
+async def test_errors_about_settings_name_the_database_they_came_from(
+    database_url: str, tmp_path: Path
+) -> None:
+    result = await ainvoke(
+        "config", "set", "default_model", "passthrough", "--database-url", database_url
+    )
+    assert result.exit_code == 0, result.output
+    script = SCRIPT.replace('instruction="You answer."', 'instruction="x", servers=["nosuch"]')
+    (tmp_path / "agent.py").write_text(script)
+    run = subprocess.run(
+        [sys.executable, "agent.py", "--message", "hi"],
+        cwd=tmp_path,
+        env=_environment(database_url),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_GUARD_S,
+    )
+    output = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode == 1, output
+    assert "nosuch" in output
+    assert "This run's settings come from the database" in output
+    assert "fast-agent-db servers add" in output
+    assert "fastagent.config.yaml" not in output

@@ -21,7 +21,11 @@ from typing import Any
 
 import mcp_agent.config as upstream_config
 from mcp_agent.core.agent_app import AgentApp
-from mcp_agent.core.exceptions import ProviderKeyError, ServerConfigError
+from mcp_agent.core.exceptions import (
+    ProviderKeyError,
+    ServerConfigError,
+    ServerInitializationError,
+)
 from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
 
 from mcp_agent.db import run_context
@@ -168,30 +172,44 @@ class FastAgent(UpstreamFastAgent):
 
     def _handle_error(self, e: Exception, error_type: str | None = None) -> None:
         """Upstream's error report, pointing at the database when the settings came from it
-        (upstream's own hint names fastagent.config.yaml / fastagent.secrets.yaml)."""
-        if self.settings_source != SETTINGS_FROM_DATABASE or not isinstance(
-            e, ServerConfigError | ProviderKeyError
-        ):
+        (upstream's own hints name fastagent.config.yaml / fastagent.secrets.yaml)."""
+        hint = self._database_hint(e) if self.settings_source == SETTINGS_FROM_DATABASE else None
+        if hint is None:
             super()._handle_error(e, error_type)
             return
         from mcp_agent.core.error_handling import handle_error
 
-        where = redact_url(self.database_url)
-        if isinstance(e, ServerConfigError):
-            handle_error(
-                e,
+        title, advice = hint
+        if isinstance(e, ServerInitializationError):
+            e.message = e.message.replace("Check fastagent.config.yaml?", "").rstrip()
+        handle_error(
+            e,
+            title,
+            f"This run's settings come from the database {redact_url(self.database_url)}: "
+            + advice,
+        )
+
+    @staticmethod
+    def _database_hint(error: Exception) -> tuple[str, str] | None:
+        if isinstance(error, ServerConfigError):
+            return (
                 "Server Configuration Error",
-                f"This run's settings come from the database {where}: add the missing "
-                "servers with `fast-agent-db servers add` (or `fast-agent-db config import`).",
+                "add the missing servers with `fast-agent-db servers add` "
+                "(or `fast-agent-db config import FILE`).",
             )
-        else:
-            handle_error(
-                e,
+        if isinstance(error, ProviderKeyError):
+            return (
                 "Provider Configuration Error",
-                f"This run's settings come from the database {where}: store the API key "
-                "as a reference with `fast-agent-db config set PROVIDER.api_key env:VARIABLE`, "
+                "store the API key as a reference with "
+                "`fast-agent-db config set PROVIDER.api_key env:VARIABLE`, "
                 "or set the provider's environment variable.",
             )
+        if isinstance(error, ServerInitializationError):
+            return (
+                "MCP Server Startup Error",
+                "check the server's stored settings with `fast-agent-db servers list`.",
+            )
+        return None
 
     async def load_definitions(self, *names: str) -> None:
         """Register stored definitions of `names` and of every agent they depend on."""
@@ -215,7 +233,7 @@ class FastAgent(UpstreamFastAgent):
         specs = {spec.name: spec for spec in captured_specs(self.agents)}
         known_servers = set((await SqlSettingsStore(runtime).load_document()).servers)
         unrecorded = _depending_on_unknown_servers(specs, known_servers)
-        if unrecorded:
+        if unrecorded and self.settings_source != SETTINGS_FROM_DATABASE:
             print(
                 f"fast-agent-db: not recorded as definitions: {', '.join(sorted(unrecorded))} "
                 f"(they use MCP servers that {self.settings_source} defines and the database "
