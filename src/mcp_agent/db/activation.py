@@ -4,13 +4,10 @@ one is configured (see fast_agent_db_hook)."""
 from __future__ import annotations
 
 import os
-import sys
 from types import ModuleType
-from typing import Any
 
-from mcp_agent.db.urls import DATABASE_URL_ENV
-
-SESSION_ENV = "FAST_AGENT_SESSION"
+# Not mcp_agent.db.urls: it imports SQLAlchemy, which a process with no database never needs.
+from mcp_agent.db.environment_variables import DATABASE_URL_ENV
 
 
 def configured_database_url() -> str | None:
@@ -35,32 +32,11 @@ def configured_database_url() -> str | None:
     return url.strip() if isinstance(url, str) and url.strip() else None
 
 
-def _option_from_argv(flag: str) -> str | None:
-    """`--flag VALUE` or `--flag=VALUE` from sys.argv (upstream ignores unknown flags)."""
-    for index, argument in enumerate(sys.argv):
-        if argument == flag and index + 1 < len(sys.argv):
-            return sys.argv[index + 1]
-        if argument.startswith(flag + "="):
-            return argument.split("=", 1)[1]
-    return None
-
-
 def activate(module: ModuleType) -> None:
     """Swap `module.FastAgent` for the database-backed class when a database is configured."""
     database_url = configured_database_url()
     if database_url is None:
         return
-    from mcp_agent.db.fastagent import FastAgent as DatabaseFastAgent
+    from mcp_agent.db.patches.drop_in import use_database_fast_agent
 
-    class FastAgent(DatabaseFastAgent):
-        """Upstream's FastAgent, backed by the configured database (fast-agent-db drop-in)."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("database_url", database_url)
-            kwargs.setdefault(
-                "session_id", _option_from_argv("--session") or os.environ.get(SESSION_ENV)
-            )
-            super().__init__(*args, **kwargs)
-
-    FastAgent.__module__ = module.__name__
-    module.FastAgent = FastAgent  # type: ignore[attr-defined]
+    use_database_fast_agent(module, database_url)

@@ -12,9 +12,11 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+# Defined apart so the drop-in activation can read it without importing SQLAlchemy; callers
+# keep importing it from here.
+from mcp_agent.db.environment_variables import DATABASE_URL_ENV
 from mcp_agent.db.errors import DatabaseUrlError
 
-DATABASE_URL_ENV = "FAST_AGENT_DATABASE_URL"
 DEFAULT_DATABASE_FILE = "fastagent.db"
 
 _POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg_async"}
