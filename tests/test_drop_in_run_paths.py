@@ -123,7 +123,7 @@ async def test_message_prompt_file_and_quiet_restore_record_and_store(
     )
     # --quiet prints the reply first (upstream adds its usage table) and no session line;
     # the reply shows the restored turn.
-    assert second.stdout.splitlines()[0] == "reply to: again (user message 2)"
+    assert second.stdout.strip().splitlines()[0] == "reply to: again (user message 2)"
     assert "fast-agent-db: session" not in second.stderr
 
     (tmp_path / "prompt.txt").write_text("---USER\nfrom a file\n")
@@ -132,7 +132,7 @@ async def test_message_prompt_file_and_quiet_restore_record_and_store(
         tmp_path,
         database_url,
     )
-    assert third.stdout.splitlines()[0] == "reply to: from a file (user message 3)"
+    assert third.stdout.strip().splitlines()[0] == "reply to: from a file (user message 3)"
 
     messages = await _messages(database_url, session_id)
     assert [message.role for message in messages] == ["user", "assistant"] * 3
@@ -191,7 +191,7 @@ async def test_a_named_config_file_is_used_and_recorded(
     (tmp_path / "agent.py").write_text(script)
 
     run = _run([sys.executable, "agent.py", "--quiet", "--message", "hi"], tmp_path, database_url)
-    assert run.stdout.splitlines()[0] == "reply to: hi (user message 1)"
+    assert run.stdout.strip().splitlines()[0] == "reply to: hi (user message 1)"
 
     async with await DatabaseRuntime.open(database_url) as runtime:
         async with runtime.sessions() as session:
@@ -211,7 +211,7 @@ async def test_an_empty_database_uses_the_discovered_files_and_says_so(
     )
     (tmp_path / "agent.py").write_text(SCRIPT)
     run = _run([sys.executable, "agent.py", "--quiet", "--message", "hi"], tmp_path, database_url)
-    assert run.stdout.splitlines()[0] == "reply to: hi (user message 1)"
+    assert run.stdout.strip().splitlines()[0] == "reply to: hi (user message 1)"
     assert "holds no settings" in run.stderr
     assert f"fast-agent-db config import {tmp_path / 'fastagent.config.yaml'}" in run.stderr
 
@@ -221,7 +221,7 @@ async def test_an_empty_database_uses_the_discovered_files_and_says_so(
     )
     assert imported.exit_code == 0, imported.output
     again = _run([sys.executable, "agent.py", "--quiet", "--message", "hi"], tmp_path, database_url)
-    assert again.stdout.splitlines()[0] == "reply to: hi (user message 1)"
+    assert again.stdout.strip().splitlines()[0] == "reply to: hi (user message 1)"
     assert "holds no settings" not in again.stderr
 
 
