@@ -58,6 +58,40 @@ BAD_CONFIGS = [
         id="unknown-logger-field",
     ),
     pytest.param("- just\n- a list\n", "the top level must be a mapping", id="not-a-mapping"),
+    # Secrets: each is named with its field, and the value is never echoed (see also
+    # test_secrets_never_leak.py for every place a secret can be planted).
+    pytest.param(
+        "mcp:\n  servers:\n    a: {command: x, env: {BRAVE_KEY: brave-3141}}\n",
+        "mcp.servers.a.env.BRAVE_KEY: holds a literal secret (the name 'BRAVE_KEY' contains",
+        id="literal-secret-under-a-secret-name",
+    ),
+    pytest.param(
+        "mcp:\n  servers:\n    a:\n      transport: http\n      url: http://h/mcp\n"
+        "      headers: {Authorization: 'Bearer ${TOKEN:tok-3141}'}\n",
+        "mcp.servers.a.headers.Authorization: ${TOKEN:...}: a secret cannot carry a default",
+        id="template-with-a-default",
+    ),
+    pytest.param(
+        "mcp:\n  servers:\n    a:\n      transport: http\n      url: http://h/mcp\n"
+        "      headers: {Authorization: 'tok-3141 ${TOKEN}'}\n",
+        "mcp.servers.a.headers.Authorization: mixes literal secret text with ${...} references",
+        id="template-with-literal-secret-text",
+    ),
+    pytest.param(
+        "mcp:\n  servers:\n    a: {transport: http, url: 'http://me:pw-3141@h/mcp'}\n",
+        "mcp.servers.a.url: holds a literal secret (the URL's user-info)",
+        id="credentials-in-a-url",
+    ),
+    pytest.param(
+        "mcp:\n  servers:\n    a: {command: x, env: {TOKEN: 'env:not a name-3141'}}\n",
+        "mcp.servers.a.env.TOKEN: is not a valid env: reference",
+        id="malformed-reference",
+    ),
+    pytest.param(
+        "mcp:\n  servers:\n    a: {command: x, args: ['${FAST_AGENT_DB_SECRET_KEY}']}\n",
+        "mcp.servers.a.args.0: refers to FAST_AGENT_DB_SECRET_KEY, which settings cannot",
+        id="denied-variable",
+    ),
 ]
 
 
@@ -84,6 +118,8 @@ def test_bad_config_is_refused_and_the_database_is_unchanged(
     assert result.exit_code == 2, result.output
     assert expected in result.output
     assert str(bad) in result.output, "the message names the file"
+    assert "3141" not in result.output, "a secret value is never echoed"
+    assert "Traceback" not in result.output
 
     assert runner.invoke(app, ["config", "show", "--database-url", database_url]).output == before
     assert (

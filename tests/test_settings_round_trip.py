@@ -71,6 +71,60 @@ async def test_every_field_survives_the_round_trip(
     assert upstream_settings(export_dir / "fastagent.config.yaml") == original
 
 
+TEMPLATES_CONFIG = """\
+default_model: passthrough
+logger:
+  http_headers: {Authorization: "Bearer ${FA_TPL_LOG_TOKEN}", X-Source: tests}
+openai:
+  base_url: "https://bob:${FA_TPL_OPENAI_PW}@127.0.0.1:1/v1"
+mcp:
+  servers:
+    remote:
+      transport: http
+      url: "https://alice:${FA_TPL_ALICE_PW}@127.0.0.1:1/mcp?token=${FA_TPL_URL_TOKEN}&q=1"
+      headers: {Authorization: "Bearer ${FA_TPL_TOKEN}", Cookie: "${FA_TPL_COOKIE}"}
+    local:
+      command: python
+      args: [server.py, "--dir=${HOME}"]
+      env: {AUTH_HEADER: "Basic ${FA_TPL_USER}:${FA_TPL_PW}", MODE: fast}
+"""
+TEMPLATE_VALUES = {
+    "FA_TPL_LOG_TOKEN": "log-1",
+    "FA_TPL_OPENAI_PW": "openai-2",
+    "FA_TPL_ALICE_PW": "alice-3",
+    "FA_TPL_URL_TOKEN": "url-4",
+    "FA_TPL_TOKEN": "token-5",
+    "FA_TPL_COOKIE": "cookie-6",
+    "FA_TPL_USER": "user-7",
+    "FA_TPL_PW": "pw-8",
+}
+
+
+async def test_reference_templates_are_exported_as_written(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template is stored as written (no value resolved), exported as written, and upstream
+    loads the export exactly as it loads the original."""
+    for name, value in TEMPLATE_VALUES.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "fastagent.config.yaml").write_text(TEMPLATES_CONFIG)
+    original = upstream_settings(source / "fastagent.config.yaml")
+    assert original["mcp"]["servers"]["remote"]["headers"]["Authorization"] == "Bearer token-5"
+
+    written = read_yaml_file(source / "fastagent.config.yaml")
+    exported = await _through_database(database_url, written, None)
+    written["mcp"]["servers"]["local"]["transport"] = "stdio"  # stored servers say it
+    assert exported == written
+    target = tmp_path / "exported"
+    target.mkdir()
+    (target / "fastagent.config.yaml").write_text(dump_yaml(exported))
+    assert not any(value in dump_yaml(exported) for value in TEMPLATE_VALUES.values())
+    assert upstream_settings(target / "fastagent.config.yaml") == original
+
+
 @pytest.mark.parametrize(
     "example", UPSTREAM_EXAMPLES, ids=[p.parent.name for p in UPSTREAM_EXAMPLES]
 )

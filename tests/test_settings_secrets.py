@@ -143,3 +143,313 @@ def test_plain_upstream_values_pass_through_the_hook(monkeypatch) -> None:
     with secret_resolution():
         settings = Settings(openai={"api_key": "sk-x"})
         assert ProviderKeyManager.get_api_key("openai", settings) == "sk-x"
+
+
+# --- What is a secret, and how it is stored ------------------------------------------------
+
+SECRET_OR_NOT = [
+    # (name, value, from the secrets file, why it is a secret or None)
+    ("BRAVE_KEY", "x1", False, "the name 'BRAVE_KEY' contains 'key'"),
+    ("PGPASS", "x1", False, "the name 'PGPASS' contains 'pass'"),
+    ("X-Goog-Key", "x1", False, "the name 'X-Goog-Key' contains 'key'"),
+    ("Cookie", "x1", False, "the name 'Cookie' contains 'cookie'"),
+    ("Authorization", "x1", False, "the name 'Authorization' contains 'auth'"),
+    ("SESSION_ID", "x1", False, "the name 'SESSION_ID' contains 'session'"),
+    ("db_credentials", "x1", False, "the name 'db_credentials' contains 'credential'"),
+    ("MODE", "fast", False, None),
+    ("args", "fast", True, "a value from the secrets file"),
+    ("url", "https://me:pw@host/x", False, "the URL's user-info"),
+    ("url", "https://ghp_token@github.com/x", False, "the URL's user-info"),
+    ("url", "https://host/x?q=1&token=abc", False, "the URL's query parameter 'token'"),
+    ("url", "https://host/x?sig=abc", False, "the URL's query parameter 'sig'"),
+    ("args", "--endpoint=https://host/?api_key=abc", False, "the URL's query parameter 'api_key'"),
+    ("url", "https://host/x?q=1", False, None),
+    ("url", "https://me:@host/x", False, None),  # an empty password hides nothing
+    ("BRAVE_API_KEY", "<your_brave_api_key>", False, None),  # upstream's hint, not a secret
+    ("API_KEY", "", True, None),
+    ("max_tokens", 4096, False, None),  # only strings are secrets
+]
+
+
+@pytest.mark.parametrize(("name", "value", "from_secrets_file", "reason"), SECRET_OR_NOT)
+def test_what_is_a_secret(name, value, from_secrets_file, reason) -> None:
+    assert secrets.secret_reason(value, name=name, from_secrets_file=from_secrets_file) == reason
+
+
+STORED_FORMS = [
+    # (value, why it is a secret, stored form or the start of the refusal)
+    ("${API_TOKEN}", "the name", "env:API_TOKEN"),
+    ("env:API_TOKEN", "the name", "env:API_TOKEN"),
+    ("Bearer ${API_TOKEN}", "the name", "tpl:Bearer ${API_TOKEN}"),
+    ("Basic ${USER}:${PASSWORD}", "the name", "tpl:Basic ${USER}:${PASSWORD}"),
+    (
+        "https://me:${PW}@host/x?token=${T}&q=1",
+        "the URL's user-info",
+        "tpl:https://me:${PW}@host/x?token=${T}&q=1",
+    ),
+    (
+        "https://${HOST}/x?key=${K}",
+        "a value from the secrets file",
+        "tpl:https://${HOST}/x?key=${K}",
+    ),
+    (
+        "Bearer ${API_TOKEN:fallback}",
+        "the name",
+        "!${API_TOKEN:...}: a secret cannot carry a default",
+    ),
+    ("hunter2${API_TOKEN}", "the name", "!mixes literal secret text with ${...} references"),
+    ("session=${SID}", "the name", "!mixes literal secret text"),
+    ("token ${SID}", "the name", "tpl:token ${SID}"),  # a known scheme, any case
+    ("swordfish ${SID}", "the name", "!mixes literal secret text"),  # not a scheme
+    ("https://me:pw@host/x?token=${T}", "the URL's user-info", "!mixes literal secret text"),
+    ("Bearer ${}", "the name", "!has a ${...} that is not a variable reference"),
+    ("env:not a name", "the name", "!is not a valid env: reference"),
+    ("tpl:no reference", "the name", "!is a tpl: template without any ${NAME} reference"),
+    ("Bearer ${FAST_AGENT_DB_SECRET_KEY}", "the name", "!refers to FAST_AGENT_DB_SECRET_KEY"),
+    ("literal", "the name", "!holds a literal secret (the name)"),
+]
+
+
+@pytest.mark.parametrize(("value", "reason", "expected"), STORED_FORMS)
+def test_how_a_secret_is_stored(value: str, reason: str, expected: str) -> None:
+    if not expected.startswith("!"):
+        assert (
+            secrets.stored_form(value, field="f", reason=reason, encrypt_literals=False) == expected
+        )
+        return
+    with pytest.raises(secrets.SecretError) as refused:
+        secrets.stored_form(value, field="f", reason=reason, encrypt_literals=False)
+    assert refused.value.reason.startswith(expected[1:]), refused.value.reason
+    assert "hunter2" not in str(refused.value) and "fallback" not in str(refused.value)
+
+
+def test_a_template_with_literal_secret_text_is_refused_even_with_encryption(
+    secret_key,
+) -> None:
+    with pytest.raises(secrets.SecretError, match="mixes literal secret text"):
+        secrets.stored_form("pw-${X}", field="f", reason="the name", encrypt_literals=True)
+    with pytest.raises(secrets.SecretError, match="cannot carry a default"):
+        secrets.stored_form("${X:pw}", field="f", reason="the name", encrypt_literals=True)
+
+
+def test_encrypting_without_a_key_says_how_to_make_one(monkeypatch) -> None:
+    monkeypatch.delenv(secrets.SECRET_KEY_ENV, raising=False)
+    with pytest.raises(secrets.SecretError, match="cannot be encrypted: .* config keygen"):
+        secrets.stored_form("pw", field="f", reason="the name", encrypt_literals=True)
+
+
+def test_a_template_resolves_when_used_and_names_a_missing_variable(monkeypatch) -> None:
+    monkeypatch.setenv("FA_TEMPLATE_USER", "me")
+    monkeypatch.delenv("FA_TEMPLATE_PW", raising=False)
+    template = "tpl:https://${FA_TEMPLATE_USER}:${FA_TEMPLATE_PW}@host/x"
+    with pytest.raises(secrets.SecretError, match="h.url: refers to the environment variable "):
+        secrets.resolve(template, field="h.url")
+    monkeypatch.setenv("FA_TEMPLATE_PW", "pw-31337")
+    assert secrets.resolve(template, field="h.url") == "https://me:pw-31337@host/x"
+    assert secrets.scrub("sent pw-31337 to https://me:pw-31337@host/x") == "sent *** to ***"
+
+
+def test_templates_resolve_in_the_server_transports(monkeypatch) -> None:
+    from mcp_agent.mcp import mcp_connection_manager
+
+    monkeypatch.setenv("FA_TEMPLATE_TOKEN", "tok-8086")
+    calls = []
+    monkeypatch.setattr(
+        mcp_connection_manager,
+        "streamablehttp_client",
+        lambda *args, **kwargs: calls.append((args, kwargs)),
+    )
+    with secret_resolution():
+        mcp_connection_manager.streamablehttp_client(
+            "tpl:https://host/mcp?token=${FA_TEMPLATE_TOKEN}",
+            {"Authorization": "tpl:Bearer ${FA_TEMPLATE_TOKEN}", "X-Trace": "on"},
+        )
+        parameters = mcp_connection_manager.StdioServerParameters(
+            command="python",
+            args=["--token", "env:FA_TEMPLATE_TOKEN"],
+            env={"AUTH": "tpl:Bearer ${FA_TEMPLATE_TOKEN}"},
+        )
+    assert calls == [
+        (
+            (
+                "https://host/mcp?token=tok-8086",
+                {"Authorization": "Bearer tok-8086", "X-Trace": "on"},
+            ),
+            {},
+        )
+    ]
+    assert parameters.args == ["--token", "tok-8086"] and parameters.env == {
+        "AUTH": "Bearer tok-8086"
+    }
+
+
+# --- config set refuses what import refuses -------------------------------------------------
+
+REFUSED_SETS = [
+    ("logger.http_headers", "{Authorization: abc123}", "logger.http_headers.Authorization"),
+    ("openai.base_url", "https://me:pw123@llm.test/v1", "openai.base_url"),
+    ("openai.organization_key", "org-abc123", "openai.organization_key"),
+    ("mcp.servers.calc.env", "{PGPASS: pw123}", "mcp.servers.calc.env.PGPASS"),
+    ("mcp.servers.calc.url", "https://host/x?token=abc123", "mcp.servers.calc.url"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "field"), REFUSED_SETS)
+async def test_config_set_refuses_a_literal_secret(database_url, key, value, field) -> None:
+    added = await ainvoke(
+        "servers", "add", "calc", "--command", "python", "--database-url", database_url
+    )
+    assert added.exit_code == 0, added.output
+    history = (await ainvoke("config", "history", "--database-url", database_url)).output
+    result = await ainvoke("config", "set", key, value, "--database-url", database_url)
+    assert result.exit_code == 2, result.output
+    assert f"{field}: holds a literal secret" in result.output
+    assert "123" not in result.output
+    assert (await ainvoke("config", "history", "--database-url", database_url)).output == history
+
+
+# --- History keeps no secret, and purge-history removes what older versions kept ------------
+
+LEGACY_BRAVE = "legacy-brave-9b1e77"
+LEGACY_PASSWORD = "legacy-password-3a5c21"
+LEGACY_PLAIN_NAME = "legacy-under-a-plain-name-64d2"
+
+
+async def _record_legacy_history(database_url: str) -> None:
+    """History rows as versions before the secret rules wrote them: plaintext under a name the
+    old keyword list missed, and under a name no rule can recognise."""
+    from mcp_agent.db.models import ConfigChangeRow
+
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        async with runtime.sessions.begin() as session:
+            session.add_all(
+                [
+                    ConfigChangeRow(
+                        entity_type="mcp_server",
+                        entity_name="brave",
+                        operation="insert",
+                        new_value={"command": "npx", "env": {"BRAVE_KEY": LEGACY_BRAVE}},
+                    ),
+                    ConfigChangeRow(
+                        entity_type="mcp_server",
+                        entity_name="brave",
+                        operation="delete",
+                        old_value={"command": "npx", "env": {"BRAVE_KEY": LEGACY_BRAVE}},
+                    ),
+                    ConfigChangeRow(
+                        entity_type="setting",
+                        entity_name="mcp.db_password",
+                        operation="insert",
+                        new_value=LEGACY_PASSWORD,
+                    ),
+                    ConfigChangeRow(
+                        entity_type="setting",
+                        entity_name="mcp.note",
+                        operation="insert",
+                        new_value=LEGACY_PLAIN_NAME,
+                    ),
+                ]
+            )
+
+
+async def test_overwritten_and_deleted_secrets_leave_no_value_in_history(
+    database_url, secret_key
+) -> None:
+    for value in ("first-secret-1111", "second-secret-2222"):
+        result = await ainvoke(
+            "config",
+            "set",
+            "openai.api_key",
+            value,
+            "--encrypt-secrets",
+            "--database-url",
+            database_url,
+        )
+        assert result.exit_code == 0, result.output
+    assert (
+        await ainvoke("config", "unset", "openai", "--database-url", database_url)
+    ).exit_code == 0
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        changes = await SqlSettingsStore(runtime).history("openai.api_key")
+    assert [(change.operation, change.old_value, change.new_value) for change in changes] == [
+        ("delete", {"base_url": None, "api_key_ref": "<encrypted>", "options": {}}, None),
+        ("update", "<encrypted>", "<encrypted>"),
+        ("insert", None, {"base_url": None, "api_key_ref": "<encrypted>", "options": {}}),
+    ]
+    dump = await dump_database(database_url)
+    assert "first-secret" not in dump and "second-secret" not in dump
+
+
+async def test_history_masks_secrets_recorded_before_the_rules(database_url, monkeypatch) -> None:
+    from mcp_agent.db.cli import output
+
+    monkeypatch.setattr(output.console, "width", 5000)  # no value split across table lines
+    await _record_legacy_history(database_url)
+    shown = (await ainvoke("config", "history", "--database-url", database_url)).output
+    assert LEGACY_BRAVE not in shown and LEGACY_PASSWORD not in shown
+    assert "<secret>" in shown
+    assert LEGACY_PLAIN_NAME in shown, "no rule recognises it: purge-history KEY removes it"
+
+
+async def test_purge_history_of_a_key_removes_its_values_and_keeps_the_rows(
+    database_url,
+) -> None:
+    await _record_legacy_history(database_url)
+    purged = await ainvoke(
+        "config",
+        "purge-history",
+        "mcp.servers.brave.env.BRAVE_KEY",
+        "--yes",
+        "--database-url",
+        database_url,
+    )
+    assert purged.exit_code == 0, purged.output
+    assert "from 2 history row(s)" in purged.output
+    purged = await ainvoke(
+        "config", "purge-history", "mcp.note", "--yes", "--database-url", database_url
+    )
+    assert "from 1 history row(s)" in purged.output
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        changes = await SqlSettingsStore(runtime).history()
+    assert len(changes) == 4, "the rows stay"
+    brave = [change for change in changes if change.entity_name == "brave"]
+    purged_server = {"command": "npx", "env": {"BRAVE_KEY": "<purged>"}}
+    assert [change.old_value or change.new_value for change in brave] == [purged_server] * 2
+    dump = await dump_database(database_url)  # raw SQLite files included
+    assert LEGACY_BRAVE not in dump and LEGACY_PLAIN_NAME not in dump
+    assert LEGACY_PASSWORD in dump, "only the named key was purged"
+
+    again = await ainvoke(
+        "config", "purge-history", "mcp.note", "--yes", "--database-url", database_url
+    )
+    assert again.exit_code == 0 and "Nothing to purge" in again.output
+
+
+async def test_purge_history_all_masks_every_secret_looking_value(database_url) -> None:
+    await _record_legacy_history(database_url)
+    purged = await ainvoke(
+        "config", "purge-history", "--all", "--yes", "--database-url", database_url
+    )
+    assert purged.exit_code == 0, purged.output
+    assert "from 3 history row(s)" in purged.output
+    dump = await dump_database(database_url)
+    assert LEGACY_BRAVE not in dump and LEGACY_PASSWORD not in dump
+    assert LEGACY_PLAIN_NAME in dump, "--all masks what looks secret; name a key for the rest"
+
+
+PURGE_REFUSALS = [
+    ([], "give a KEY"),
+    (["mcp.note", "--all"], "give a KEY"),
+    (["mcp.servers.ghost"], "mcp.servers.ghost: no recorded changes"),
+    (["mcp.note"], "needs confirmation: pass --yes"),  # not on a terminal
+]
+
+
+@pytest.mark.parametrize(("arguments", "expected"), PURGE_REFUSALS)
+async def test_purge_history_refusals_change_nothing(database_url, arguments, expected) -> None:
+    await _record_legacy_history(database_url)
+    before = await dump_database(database_url)
+    result = await ainvoke("config", "purge-history", *arguments, "--database-url", database_url)
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert await dump_database(database_url) == before

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mcp_agent.db.cli.options import DatabaseUrlOption
-from mcp_agent.db.cli.output import console, error_console, run_async
+from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, error_console, fail, run_async
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings import edits, secrets
 from mcp_agent.db.settings.base import ConfigChange, DocumentEdit
+from mcp_agent.db.settings.changes import HistoryPurge, masked
 from mcp_agent.db.settings.document import (
     ConfigDocument,
     document_from_yaml,
     document_to_display,
     document_to_yaml,
+    secret_locations,
+    suggested_variable,
 )
 from mcp_agent.db.settings.sql import SqlSettingsStore
 from mcp_agent.db.settings.yaml_files import dump_yaml, parse_yaml, read_yaml_file
@@ -118,13 +123,15 @@ def export(
     """
     document = run_async(load_settings(resolve_database_url(database_url)))
     text = dump_yaml(document_to_yaml(document))
-    encrypted = [
-        key for key in _secret_keys(document) if key[1].startswith(secrets.ENCRYPTED_PREFIX)
-    ]
-    for key, _value in encrypted:
-        error_console.print(
-            f"[yellow]Note:[/] {key} is stored encrypted; exported as a ${{...}} placeholder."
-        )
+    for path, value in secret_locations(document):
+        key, placeholder = ".".join(path), "${" + suggested_variable(path) + "}"
+        if value.startswith(secrets.ENCRYPTED_PREFIX):
+            _note(f"{key} is stored encrypted; exported as {placeholder}.")
+        elif not secrets.is_reference(value):
+            _note(
+                f"{key} holds a plaintext secret stored before the secret rules; exported as "
+                f"{placeholder} (store it again as a reference, or with --encrypt-secrets)."
+            )
     if output is None:
         console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
     else:
@@ -132,23 +139,13 @@ def export(
         error_console.print(f"Wrote {output}")
 
 
-def _secret_keys(document: ConfigDocument) -> list[tuple[str, str]]:
-    found = [
-        (f"{name}.api_key", provider.api_key_ref)
-        for name, provider in document.providers.items()
-        if provider.api_key_ref
-    ]
-    for name, server in document.servers.items():
-        for mapping_name in ("env", "headers", "auth"):
-            for key, value in (getattr(server, mapping_name) or {}).items():
-                if secrets.is_reference(value):
-                    found.append((f"mcp.servers.{name}.{mapping_name}.{key}", value))
-    return found
+def _note(text: str) -> None:
+    error_console.print("[yellow]Note:[/] " + escape(text), highlight=False, soft_wrap=True)
 
 
 @app.command()
 def show(database_url: DatabaseUrlOption = None) -> None:
-    """Show the stored settings as YAML; encrypted secrets are masked."""
+    """Show the stored settings as YAML: references as they are, encrypted secrets masked."""
     document = run_async(load_settings(resolve_database_url(database_url)))
     console.print(
         dump_yaml(document_to_display(document)) or "{}", markup=False, highlight=False, end=""
@@ -217,12 +214,14 @@ def history(
     for column in ("when (UTC)", "key", "change", "old", "new", "by"):
         table.add_column(column)
     for change in changes:
+        name = change.field or change.entity_name.rpartition(".")[2]
         table.add_row(
             change.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
             change.key,
             change.operation,
-            _compact(change.old_value),
-            _compact(change.new_value),
+            # Rows recorded before history masked secrets are masked when shown.
+            _compact(masked(change.old_value, name=name)),
+            _compact(masked(change.new_value, name=name)),
             change.changed_by or "",
         )
     console.print(table)
@@ -230,6 +229,62 @@ def history(
 
 def _compact(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+async def _purge_history(raw_url: str, key: str | None, *, apply: bool) -> HistoryPurge:
+    async with await DatabaseRuntime.open(raw_url) as runtime:
+        return await SqlSettingsStore(runtime).purge_history(key, apply=apply)
+
+
+@app.command("purge-history")
+def purge_history(
+    key: Annotated[
+        str | None,
+        typer.Argument(
+            help="A key as `config history` shows it (mcp.servers.NAME.env.VAR, "
+            "openai.api_key, logger.http_headers): every value recorded for it is removed."
+        ),
+    ] = None,
+    everything: Annotated[
+        bool,
+        typer.Option("--all", help="Instead of one key: mask every value that looks secret."),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Remove secret values already recorded in the configuration history.
+
+    The rows stay (when, key, change, who); their values become <purged> (KEY) or are masked
+    (--all).
+    """
+    if (key is None and not everything) or (key is not None and everything):
+        fail("give a KEY (as `config history` shows it) or --all, not both", code=EXIT_BAD_INPUT)
+    raw_url = resolve_database_url(database_url)
+    what = "every value that looks secret" if key is None else f"the values recorded for {key}"
+    found = run_async(_purge_history(raw_url, key, apply=False))
+    if key is not None and found.matched == 0:
+        fail(f"{key}: no recorded changes (see `config history`)", code=EXIT_BAD_INPUT)
+    if found.purged == 0:
+        console.print(
+            f"Nothing to purge: {what} is already gone from {found.matched} row(s).",
+            soft_wrap=True,
+        )
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(
+                f"purging {what} from {found.purged} history row(s) needs confirmation: pass --yes",
+                code=EXIT_BAD_INPUT,
+            )
+        typer.confirm(
+            f"Remove {what} from {found.purged} history row(s)?", default=False, abort=True
+        )
+    purged = run_async(_purge_history(raw_url, key, apply=True))
+    console.print(
+        f"Purged {what} from {purged.purged} history row(s); "
+        "the rows keep when, key, change and who.",
+        soft_wrap=True,
+    )
 
 
 @app.command()

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mcp_agent.db.cli.config import EncryptOption, load_settings, print_changes, update_settings
 from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
-from mcp_agent.db.settings import edits, secrets
+from mcp_agent.db.settings import edits
+from mcp_agent.db.settings.document import document_to_display
+from mcp_agent.db.settings.yaml_files import dump_yaml
 from mcp_agent.db.urls import resolve_database_url
 
-app = typer.Typer(help="MCP servers: list, add, remove.", no_args_is_help=True)
+app = typer.Typer(help="MCP servers: list, show, add, remove.", no_args_is_help=True)
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str] | None:
@@ -28,18 +31,44 @@ def _pairs(values: list[str], option: str) -> dict[str, str] | None:
     return pairs
 
 
+def _displayed_servers(database_url: str | None) -> dict[str, dict[str, Any]]:
+    """Each server's fields as `config show` shows them: references, secrets masked."""
+    document = run_async(load_settings(resolve_database_url(database_url)))
+    return document_to_display(document).get("mcp", {}).get("servers", {})
+
+
 @app.command("list")
 def list_(database_url: DatabaseUrlOption = None) -> None:
-    """List the MCP servers."""
-    document = run_async(load_settings(resolve_database_url(database_url)))
+    """List the MCP servers (secrets shown as references or masked)."""
     table = Table(title="MCP servers")
     for column in ("name", "transport", "command / url", "env", "description"):
         table.add_column(column)
-    for name, server in document.servers.items():
-        target = server.url or " ".join([server.command or "", *(server.args or [])]).strip()
-        env = ", ".join(f"{key}={secrets.mask(value)}" for key, value in (server.env or {}).items())
-        table.add_row(name, server.transport, target, env, server.description or "")
+    for name, server in _displayed_servers(database_url).items():
+        command = [server.get("command") or "", *(server.get("args") or [])]
+        target = server.get("url") or " ".join(str(part) for part in command).strip()
+        env = ", ".join(f"{key}={value}" for key, value in (server.get("env") or {}).items())
+        table.add_row(
+            escape(name),
+            server.get("transport", "stdio"),
+            escape(target),
+            escape(env),
+            escape(server.get("description") or ""),
+        )
     console.print(table)
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="The server to show.")],
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Show one MCP server as YAML (secrets shown as references or masked)."""
+    servers = _displayed_servers(database_url)
+    if name not in servers:
+        fail(f"mcp.servers.{name}: no MCP server with this name", code=EXIT_BAD_INPUT)
+    console.print(
+        dump_yaml({name: servers[name]}), markup=False, highlight=False, end="", soft_wrap=True
+    )
 
 
 @app.command()
@@ -53,7 +82,10 @@ def add(
     url: Annotated[str | None, typer.Option(help="sse/http: the server URL.")] = None,
     env: Annotated[
         list[str] | None,
-        typer.Option(help="NAME=VALUE (repeatable). Secret-named values must be env:VAR refs."),
+        typer.Option(
+            help="NAME=VALUE (repeatable). Secret values must be references (env:VAR, "
+            "${VAR}, a template such as 'Bearer ${VAR}'), or use --encrypt-secrets."
+        ),
     ] = None,
     header: Annotated[list[str] | None, typer.Option(help="NAME=VALUE (repeatable).")] = None,
     cwd: Annotated[str | None, typer.Option(help="stdio: working directory.")] = None,

@@ -6,11 +6,16 @@ database-backed run is active, these patches resolve them at the last possible p
 * a provider API key, where upstream reads it on every request
   (`ProviderKeyManager.get_config_file_key`); a missing variable raises upstream's own
   `ProviderKeyError` naming it;
-* an MCP server's env values and headers, inside the parameters handed to the stdio, SSE or
-  HTTP transport, and its `auth` inside the one connection that uses it.
+* an MCP server's command, args, cwd and env values (stdio) or url and headers (SSE, HTTP),
+  inside the parameters handed to the transport, and its `auth` inside the one connection that
+  uses it.
 
-So the resolved values exist only in what starts the server; the shared server registry, the
-settings object and upstream's "Found server configuration" log line keep the references.
+References are `env:NAME`, `enc:v1:...` and reference templates (`tpl:Bearer ${API_TOKEN}`,
+whose `${NAME}`s are substituted here). So the resolved values exist only in what starts the
+server; the shared server registry, the settings object and upstream's "Found server
+configuration" log line keep the references. A reference to a denied variable
+(FAST_AGENT_DB_SECRET_KEY, the database URL) fails here too, and a stdio server's environment
+never holds those variables, even when its env config names them.
 Values that are not references pass through untouched, and outside a run nothing is patched.
 """
 
@@ -45,18 +50,36 @@ def _server_error(error: SecretError) -> Exception:
     return ServerInitializationError(f"MCP server '{server}' cannot start", str(error))
 
 
-def _resolve_mapping(mapping: Any, part: str) -> Any:
-    if not isinstance(mapping, dict) or not any(map(secrets.is_reference, mapping.values())):
-        return mapping
+def _resolved(value: Any, part: str) -> Any:
+    """`value` (a string, or a list or mapping of them) with its references resolved."""
     try:
-        return {
-            key: secrets.resolve(value, field=_server_field(f"{part}.{key}"))
-            if secrets.is_reference(value)
-            else value
-            for key, value in mapping.items()
-        }
+        if isinstance(value, dict):
+            return {
+                key: secrets.resolve(entry, field=_server_field(f"{part}.{key}"))
+                if secrets.is_reference(entry)
+                else entry
+                for key, entry in value.items()
+            }
+        if isinstance(value, list):
+            return [
+                secrets.resolve(entry, field=_server_field(f"{part}.{index}"))
+                if secrets.is_reference(entry)
+                else entry
+                for index, entry in enumerate(value)
+            ]
+        if secrets.is_reference(value):
+            return secrets.resolve(value, field=_server_field(part))
     except SecretError as error:
         raise _server_error(error) from None
+    return value
+
+
+def _without_denied_variables(env: Any) -> Any:
+    """A server's environment never holds the encryption key or the database URL: neither
+    from the parent (mcp passes only a safe subset) nor from the server's own env config."""
+    if not isinstance(env, dict):
+        return env
+    return {key: value for key, value in env.items() if not secrets.is_denied_variable(key)}
 
 
 def _provider_key(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,24 +112,29 @@ def _launch_naming_the_server(original: Callable[..., Any]) -> Callable[..., Any
 
 def _stdio_parameters(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
-    def stdio_parameters(*args: Any, **kwargs: Any) -> Any:
+    def stdio_parameters(**kwargs: Any) -> Any:
+        for field in ("command", "args", "cwd", "env"):
+            if field in kwargs:
+                kwargs[field] = _resolved(kwargs[field], field)
         if "env" in kwargs:
-            kwargs["env"] = _resolve_mapping(kwargs["env"], "env")
-        return original(*args, **kwargs)
+            kwargs["env"] = _without_denied_variables(kwargs["env"])
+        return original(**kwargs)
 
     return stdio_parameters
 
 
 def _headers_transport(original: Callable[..., Any]) -> Callable[..., Any]:
-    """sse_client / streamablehttp_client: `(url, headers, ...)`, headers by position or name."""
+    """sse_client / streamablehttp_client: `(url, headers, ...)`, by position or name."""
 
     @functools.wraps(original)
     def transport(*args: Any, **kwargs: Any) -> Any:
-        if len(args) > 1:
-            args = (args[0], _resolve_mapping(args[1], "headers"), *args[2:])
-        elif "headers" in kwargs:
-            kwargs["headers"] = _resolve_mapping(kwargs["headers"], "headers")
-        return original(*args, **kwargs)
+        positional = list(args)
+        for index, field in enumerate(("url", "headers")):
+            if index < len(positional):
+                positional[index] = _resolved(positional[index], field)
+            elif field in kwargs:
+                kwargs[field] = _resolved(kwargs[field], field)
+        return original(*positional, **kwargs)
 
     return transport
 
@@ -119,14 +147,13 @@ def _connection_with_resolved_auth(original: type) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             config = kwargs.get("server_config")
             auth = getattr(config, "auth", None)
-            if auth is not None and secrets.is_reference(auth.api_key):
-                try:
-                    key = secrets.resolve(auth.api_key, field=_server_field("auth.api_key"))
-                except SecretError as error:
-                    raise _server_error(error) from None
-                kwargs["server_config"] = config.model_copy(
-                    update={"auth": auth.model_copy(update={"api_key": key})}
-                )
+            if auth is not None:
+                fields = auth.model_dump(exclude_unset=True)
+                resolved = _resolved(fields, "auth")
+                if resolved != fields:
+                    kwargs["server_config"] = config.model_copy(
+                        update={"auth": auth.model_copy(update=resolved)}
+                    )
             super().__init__(*args, **kwargs)
 
     ServerConnection.__qualname__ = original.__qualname__

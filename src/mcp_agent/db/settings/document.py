@@ -2,8 +2,8 @@
 
 `ConfigDocument` is the domain object of the settings seam. It is built from YAML (import),
 from rows (the SQL store), and turned back into YAML (export) or into the keyword arguments of
-upstream's `Settings` (a run). Secret values inside it are always references (`env:NAME`,
-`enc:v1:...`), never plaintext.
+upstream's `Settings` (a run). Secret values inside it, wherever they sit, are always in a
+stored form (`env:NAME`, `tpl:TEXT`, `enc:v1:...`; see settings/secrets.py), never plaintext.
 
 Layout, mirroring upstream's `Settings`:
 * `providers`: one entry per provider section (anthropic, openai, generic, azure, ...);
@@ -33,9 +33,6 @@ NESTED_SETTING_SECTIONS: dict[str, type[BaseModel]] = {
 }
 #: The fork's own top-level section (database options other than the URL).
 DATABASE_SECTION = "database"
-#: Server fields holding secrets in every key (upstream's MCPServerAuthSettings).
-_SERVER_SECRET_MAPPINGS = ("env", "headers")
-_ANGLE_PLACEHOLDER = re.compile(r"^<[^<>]*>$")
 
 
 def _provider_section_models() -> dict[str, type[BaseModel]]:
@@ -141,25 +138,60 @@ class ProblemList:
             self.add((*path, *location), detail["msg"])
 
 
-def _secret(
-    value: Any, path: tuple[str, ...], problems: ProblemList, *, encrypt_literals: bool
-) -> str | None:
-    if value is None or value == secrets.API_KEY_HINT_TEXT:
-        return None
-    if not isinstance(value, str):
-        problems.add(path, f"must be a string, got {type(value).__name__}")
-        return None
-    try:
-        return secrets.as_reference(value, field=".".join(path), encrypt_literals=encrypt_literals)
-    except SecretError as error:
-        problems.add(path, error.reason)
-        return None
+class SecretConversion:
+    """Puts every secret of an input in its stored form (see settings/secrets.py), recording a
+    problem for each one that cannot be stored, and each reference to a denied variable."""
 
+    def __init__(
+        self,
+        problems: ProblemList,
+        *,
+        from_secrets_file: Callable[[tuple[str, ...]], bool] = lambda _path: False,
+        encrypt_literals: bool = False,
+    ) -> None:
+        self.problems = problems
+        self._from_secrets_file = from_secrets_file
+        self._encrypt_literals = encrypt_literals
 
-def _is_secret_entry(name: str, value: str, from_secrets_file: bool) -> bool:
-    if _ANGLE_PLACEHOLDER.match(value):
-        return False  # "<your_brave_api_key>": a hint for the user, not a secret
-    return from_secrets_file or secrets.is_reference(value) or secrets.is_secret_name(name)
+    def convert(
+        self, value: Any, path: tuple[str, ...], *, name: str | None, secret_field: bool = False
+    ) -> Any:
+        """`value` with its secrets in stored form; nested mappings name their entries, list
+        items take the name of their list. `secret_field`: every string is a secret."""
+        if isinstance(value, Mapping):
+            return {
+                key: self.convert(
+                    entry, (*path, str(key)), name=str(key), secret_field=secret_field
+                )
+                for key, entry in value.items()
+            }
+        if isinstance(value, list):
+            return [
+                self.convert(entry, (*path, str(index)), name=name, secret_field=secret_field)
+                for index, entry in enumerate(value)
+            ]
+        if not isinstance(value, str):
+            return value
+        field = ".".join(path)
+        try:
+            for variable in secrets.referenced_variables(value):
+                secrets.check_variable_allowed(variable, field=field)
+            reason = secrets.secret_reason(
+                value, name=name, from_secrets_file=self._from_secrets_file(path)
+            )
+            if reason is None and secret_field and value.strip() and not secrets.is_hint(value):
+                reason = "a secret field"
+            if reason is None and not secrets.is_reference(value):
+                return value
+            return secrets.stored_form(
+                value,
+                field=field,
+                reason=reason or "a reference",
+                encrypt_literals=self._encrypt_literals,
+            )
+        except SecretError as error:
+            self.problems.add(path, error.reason)
+            return None
 
 
 def document_from_yaml(
@@ -180,29 +212,33 @@ def document_from_yaml(
     def in_secrets(path: tuple[str, ...]) -> bool:
         node: Any = secrets_yaml
         for part in path:
-            if not isinstance(node, Mapping) or part not in node:
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
                 return False
-            node = node[part]
         return True
 
     problems = ProblemList(lambda path: secrets_name if in_secrets(path) else config_name)
+    conversion = SecretConversion(
+        problems, from_secrets_file=in_secrets, encrypt_literals=encrypt_literals
+    )
     merged = deep_merge(config, secrets_yaml)
     document = ConfigDocument()
 
     for key, value in merged.items():
         path = (str(key),)
         if key in PROVIDER_SECTIONS:
-            provider = _provider_from_yaml(
-                str(key), value, problems, encrypt_literals=encrypt_literals
-            )
+            provider = _provider_from_yaml(str(key), value, conversion)
             if provider is not None:
                 document.providers[str(key)] = provider
         elif key == "mcp":
-            _mcp_from_yaml(value, document, problems, in_secrets, encrypt_literals)
+            _mcp_from_yaml(value, document, conversion)
         elif key in NESTED_SETTING_SECTIONS or key == DATABASE_SECTION:
-            _section_from_yaml(str(key), value, document, problems)
+            _section_from_yaml(str(key), value, document, conversion)
         elif key in TOP_LEVEL_SETTINGS:
-            document.settings[str(key)] = value
+            document.settings[str(key)] = conversion.convert(value, path, name=str(key))
         else:
             known = ", ".join(sorted([*PROVIDER_SECTIONS, *TOP_LEVEL_SETTINGS, "mcp", "logger"]))
             problems.add(path, f"unknown section or provider (known: {known}, otel, database)")
@@ -220,22 +256,53 @@ def validate_document(document: ConfigDocument, *, source: str = "configuration"
         ConfigError: naming each invalid field.
     """
     problems = ProblemList(lambda _path: source)
+    kwargs = settings_kwargs(document)
     try:
-        Settings(**settings_kwargs(document))
+        Settings(**kwargs)
     except ValidationError as error:
         problems.add_validation((), error)
+    _check_denied_variables(kwargs, (), problems)
+    for name, server in document.servers.items():
+        for variable in server.env or {}:
+            if secrets.is_denied_variable(variable):
+                problems.add(
+                    ("mcp", "servers", name, "env", variable),
+                    "a server's environment cannot set this variable (it is on the deny list: "
+                    f"{', '.join(secrets.DENIED_VARIABLES)})",
+                )
     model_references = [(("default_model",), document.settings.get("default_model"))]
     model_references += [
         (("mcp", "servers", name, "sampling", "model"), (server.sampling or {}).get("model"))
         for name, server in document.servers.items()
     ]
     for path, model in model_references:
-        if isinstance(model, str) and "${" not in model and not is_known_model(model):
+        if (
+            isinstance(model, str)
+            and "${" not in model
+            and not secrets.is_reference(model)
+            and not is_known_model(model)
+        ):
             problems.add(
                 path, f"unknown model {model!r} (not a model or provider fast-agent knows)"
             )
     if problems.items:
         raise ConfigError(problems.items)
+
+
+def _check_denied_variables(value: Any, path: tuple[str, ...], problems: ProblemList) -> None:
+    """Every string of the document, whatever it is, may not name a denied variable."""
+    if isinstance(value, Mapping):
+        for key, entry in value.items():
+            _check_denied_variables(entry, (*path, str(key)), problems)
+    elif isinstance(value, list):
+        for index, entry in enumerate(value):
+            _check_denied_variables(entry, (*path, str(index)), problems)
+    elif isinstance(value, str):
+        for variable in secrets.referenced_variables(value):
+            try:
+                secrets.check_variable_allowed(variable, field=".".join(path))
+            except SecretError as error:
+                problems.add(path, error.reason)
 
 
 def is_known_model(model: str) -> bool:
@@ -251,67 +318,64 @@ def is_known_model(model: str) -> bool:
 
 
 def _provider_from_yaml(
-    name: str, value: Any, problems: ProblemList, *, encrypt_literals: bool
+    name: str, value: Any, conversion: SecretConversion
 ) -> ProviderConfig | None:
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
-        problems.add((name,), f"must be a mapping, got {type(value).__name__}")
+        conversion.problems.add((name,), f"must be a mapping, got {type(value).__name__}")
         return None
     options = {k: v for k, v in value.items() if k not in ("base_url", "api_key")}
     try:
         # Validate the non-secret fields with upstream's own model.
         PROVIDER_SECTIONS[name](**options, base_url=value.get("base_url"))
     except ValidationError as error:
-        problems.add_validation((name,), error)
+        conversion.problems.add_validation((name,), error)
+    api_key = value.get("api_key")
+    if api_key == secrets.API_KEY_HINT_TEXT:
+        api_key = None
+    elif api_key is not None and not isinstance(api_key, str):
+        conversion.problems.add(
+            (name, "api_key"), f"must be a string, got {type(api_key).__name__}"
+        )
+        api_key = None
     return ProviderConfig(
-        base_url=value.get("base_url"),
-        api_key_ref=_secret(
-            value.get("api_key"), (name, "api_key"), problems, encrypt_literals=encrypt_literals
+        base_url=conversion.convert(value.get("base_url"), (name, "base_url"), name="base_url"),
+        api_key_ref=conversion.convert(
+            api_key, (name, "api_key"), name="api_key", secret_field=True
         ),
-        options=dict(options),
+        options=conversion.convert(options, (name,), name=None),
     )
 
 
-def _mcp_from_yaml(
-    value: Any,
-    document: ConfigDocument,
-    problems: ProblemList,
-    in_secrets: Callable[[tuple[str, ...]], bool],
-    encrypt_literals: bool,
-) -> None:
+def _mcp_from_yaml(value: Any, document: ConfigDocument, conversion: SecretConversion) -> None:
     if value is None:
         return
     if not isinstance(value, Mapping):
-        problems.add(("mcp",), f"must be a mapping, got {type(value).__name__}")
+        conversion.problems.add(("mcp",), f"must be a mapping, got {type(value).__name__}")
         return
     for key, extra in value.items():
         if key != "servers":
-            document.settings[f"mcp.{key}"] = extra
+            document.settings[f"mcp.{key}"] = conversion.convert(
+                extra, ("mcp", str(key)), name=str(key)
+            )
     servers = value.get("servers") or {}
     if not isinstance(servers, Mapping):
-        problems.add(("mcp", "servers"), "must be a mapping of server names to settings")
+        conversion.problems.add(("mcp", "servers"), "must be a mapping of server names to settings")
         return
     for name, server in servers.items():
-        parsed = server_from_yaml(
-            str(name),
-            server,
-            problems,
-            in_secrets=lambda path, name=name: in_secrets(("mcp", "servers", str(name), *path)),
-            encrypt_literals=encrypt_literals,
-        )
+        parsed = server_from_yaml(str(name), server, conversion)
         if parsed is not None:
             document.servers[str(name)] = parsed
 
 
-def server_from_yaml(
-    name: str,
-    server: Any,
-    problems: ProblemList,
-    *,
-    in_secrets: Callable[[tuple[str, ...]], bool] = lambda _path: False,
-    encrypt_literals: bool = False,
-) -> ServerConfig | None:
+#: Server fields whose value is a public choice, never a secret (a reference would not load).
+_NEVER_SECRET_SERVER_FIELDS = ("transport",)
+
+
+def server_from_yaml(name: str, server: Any, conversion: SecretConversion) -> ServerConfig | None:
+    """One server, validated by upstream's MCPServerSettings, its secrets in stored form."""
+    problems = conversion.problems
     path = ("mcp", "servers", name)
     if not isinstance(server, Mapping):
         problems.add(path, f"must be a mapping, got {type(server).__name__}")
@@ -328,44 +392,28 @@ def server_from_yaml(
         problems.add_validation(path, error)
         return None
     problems_before = len(problems.items)
-    for mapping_name in _SERVER_SECRET_MAPPINGS:
-        mapping = fields.get(mapping_name)
-        if not mapping:
+    for field, value in fields.items():
+        if field in _NEVER_SECRET_SERVER_FIELDS or value is None:
             continue
-        fields[mapping_name] = {
-            str(key): (
-                _secret(
-                    entry,
-                    (*path, mapping_name, str(key)),
-                    problems,
-                    encrypt_literals=encrypt_literals,
-                )
-                if isinstance(entry, str)
-                and _is_secret_entry(str(key), entry, in_secrets((mapping_name, str(key))))
-                else entry
+        fields[field] = conversion.convert(
+            value, (*path, field), name=field, secret_field=field == "auth"
+        )
+    for variable in fields.get("env") or {}:
+        if secrets.is_denied_variable(str(variable)):
+            problems.add(
+                (*path, "env", str(variable)),
+                "a server's environment cannot set this variable (it is on the deny list: "
+                f"{', '.join(secrets.DENIED_VARIABLES)})",
             )
-            for key, entry in mapping.items()
-        }
-    auth = fields.get("auth")
-    if auth:
-        fields["auth"] = {
-            str(key): (
-                _secret(
-                    entry, (*path, "auth", str(key)), problems, encrypt_literals=encrypt_literals
-                )
-                if isinstance(entry, str) and not _ANGLE_PLACEHOLDER.match(entry)
-                else entry
-            )
-            for key, entry in auth.items()
-        }
     if len(problems.items) > problems_before:
         return None
     return ServerConfig(**fields)
 
 
 def _section_from_yaml(
-    section: str, value: Any, document: ConfigDocument, problems: ProblemList
+    section: str, value: Any, document: ConfigDocument, conversion: SecretConversion
 ) -> None:
+    problems = conversion.problems
     if value is None:
         return
     if not isinstance(value, Mapping):
@@ -383,7 +431,9 @@ def _section_from_yaml(
     for key, entry in value.items():
         if section == DATABASE_SECTION and key == "url":
             continue  # where the database is, not a setting stored inside it
-        document.settings[f"{section}.{key}"] = entry
+        document.settings[f"{section}.{key}"] = conversion.convert(
+            entry, (section, str(key)), name=str(key)
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,50 +451,105 @@ def _unflatten(settings: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def _render(document: ConfigDocument, secret: Callable[[str, str], str]) -> dict[str, Any]:
-    """Upstream's YAML shape; `secret(reference, suggested_env)` renders each secret value."""
+def _yaml_shape(document: ConfigDocument) -> dict[str, Any]:
+    """Upstream's YAML shape, secrets in their stored form."""
     result = _unflatten(document.settings)
     for name, provider in document.providers.items():
         section: dict[str, Any] = {}
         if provider.base_url is not None:
             section["base_url"] = provider.base_url
         if provider.api_key_ref is not None:
-            section["api_key"] = secret(provider.api_key_ref, f"{name.upper()}_API_KEY")
+            section["api_key"] = provider.api_key_ref
         section.update(provider.options)
         result[name] = section
     if document.servers:
-        servers: dict[str, Any] = {}
-        for name, server in document.servers.items():
-            fields = server.set_fields()
-            for mapping_name in (*_SERVER_SECRET_MAPPINGS, "auth"):
-                if fields.get(mapping_name):
-                    fields[mapping_name] = {
-                        key: secret(value, key.upper()) if secrets.is_reference(value) else value
-                        for key, value in fields[mapping_name].items()
-                    }
-            servers[name] = fields
-        result.setdefault("mcp", {})["servers"] = servers
+        result.setdefault("mcp", {})["servers"] = {
+            name: server.set_fields() for name, server in document.servers.items()
+        }
     return result
 
 
+#: Renders one secret found in a document: (stored value, its path) -> what to write instead.
+SecretRenderer = Callable[[str, tuple[str, ...]], Any]
+
+
+def _with_secrets_rendered(
+    value: Any, path: tuple[str, ...], name: str | None, render: SecretRenderer
+) -> Any:
+    """`value` with every secret (a reference, or plaintext stored before these rules) rendered."""
+    if isinstance(value, Mapping):
+        return {
+            key: _with_secrets_rendered(entry, (*path, str(key)), str(key), render)
+            for key, entry in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _with_secrets_rendered(entry, (*path, str(index)), name, render)
+            for index, entry in enumerate(value)
+        ]
+    if secrets.is_reference(value) or secrets.is_literal_secret(value, name=name):
+        return render(value, path)
+    return value
+
+
+#: Server fields whose keys name their secrets well enough to be the exported variable.
+_NAMED_SERVER_MAPPINGS = ("env", "headers", "auth")
+
+
+def suggested_variable(path: tuple[str, ...]) -> str:
+    """The variable an export names for a secret it cannot write as a reference:
+    OPENAI_API_KEY, BRAVE_KEY (a server's env), X_GOOG_KEY (a header), SERVER_URL..."""
+    if len(path) == 2 and path[0] in PROVIDER_SECTIONS and path[1] == "api_key":
+        parts: tuple[str, ...] = (path[0], "api_key")
+    elif (
+        path[:2] == ("mcp", "servers") and len(path) == 5 and path[3] in ("env", "headers", "auth")
+    ):
+        parts = (path[4],)
+    elif path[:2] == ("mcp", "servers"):
+        parts = path[2:]
+    else:
+        parts = path
+    name = re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts)).upper()
+    return name if not name[:1].isdigit() else f"_{name}"
+
+
+def secret_locations(document: ConfigDocument) -> list[tuple[tuple[str, ...], str]]:
+    """Every secret of the document, as (path in upstream's YAML, stored value)."""
+    found: list[tuple[tuple[str, ...], str]] = []
+
+    def record(value: str, path: tuple[str, ...]) -> str:
+        found.append((path, value))
+        return value
+
+    _with_secrets_rendered(_yaml_shape(document), (), None, record)
+    return found
+
+
 def document_to_yaml(document: ConfigDocument) -> dict[str, Any]:
-    """YAML that upstream fast-agent loads itself: secrets become `${NAME}` placeholders."""
-    return _render(
-        document,
-        lambda reference, suggested: secrets.export_placeholder(reference, suggested_env=suggested),
-    )
+    """YAML that upstream fast-agent loads itself: `env:` references become `${NAME}`,
+    templates their text; an encrypted value (or plaintext stored before these rules) becomes
+    a `${NAME}` placeholder for the user to set (`suggested_variable`)."""
+
+    def placeholder(value: str, path: tuple[str, ...]) -> str:
+        return secrets.export_placeholder(value, suggested_env=suggested_variable(path))
+
+    return _with_secrets_rendered(_yaml_shape(document), (), None, placeholder)
 
 
 def document_to_display(document: ConfigDocument) -> dict[str, Any]:
-    """YAML for people: references shown, encrypted values masked."""
-    return _render(document, lambda reference, _suggested: secrets.mask(reference))
+    """YAML for people: references shown, encrypted values and stored plaintext masked."""
+
+    def masked(value: str, _path: tuple[str, ...]) -> str:
+        return secrets.mask(value) if secrets.is_reference(value) else secrets.SECRET_MASK
+
+    return _with_secrets_rendered(_yaml_shape(document), (), None, masked)
 
 
 def settings_kwargs(document: ConfigDocument) -> dict[str, Any]:
     """Keyword arguments for upstream's `Settings`, secrets still as references.
 
-    References are resolved when used (see `mcp_agent.db.settings.hooks`), so a variable that
-    is never needed never has to be set, and resolved keys do not sit in the config object
-    that upstream logs.
+    References are resolved when used (see `mcp_agent.db.patches.secret_resolution` and
+    `settings.build`), so a variable that is never needed never has to be set, and resolved
+    keys do not sit in the config object that upstream logs.
     """
-    return _render(document, lambda reference, _suggested: reference)
+    return _yaml_shape(document)

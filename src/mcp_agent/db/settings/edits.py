@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcp_agent.db.settings import secrets
 from mcp_agent.db.settings.document import (
     DATABASE_SECTION,
     NESTED_SETTING_SECTIONS,
@@ -16,16 +15,32 @@ from mcp_agent.db.settings.document import (
     ConfigError,
     ProblemList,
     ProviderConfig,
+    SecretConversion,
     ServerConfig,
     server_from_yaml,
 )
-from mcp_agent.db.settings.secrets import SecretError
 
 _SERVERS_PREFIX = "mcp.servers."
 
 
 def _bad_key(key: str, reason: str) -> ConfigError:
     return ConfigError([f"{key}: {reason}"])
+
+
+def _stored(value: Any, key: str, *, secret_field: bool = False, encrypt_literals: bool) -> Any:
+    """`value` for the dotted `key`, its secrets in stored form.
+
+    Raises:
+        ConfigError: naming each secret that cannot be stored (a literal, a denied variable).
+    """
+    problems = ProblemList(lambda _path: "setting")
+    path = tuple(key.split("."))
+    stored = SecretConversion(problems, encrypt_literals=encrypt_literals).convert(
+        value, path, name=path[-1], secret_field=secret_field
+    )
+    if problems.items:
+        raise ConfigError(problems.items)
+    return stored
 
 
 def set_value(
@@ -52,28 +67,27 @@ def set_value(
             raise _bad_key(key, "name a field of the provider, e.g. base_url or api_key")
         provider = document.providers.get(head) or ProviderConfig()
         if rest == "api_key":
-            try:
-                provider.api_key_ref = secrets.as_reference(
-                    str(value), field=key, encrypt_literals=encrypt_literals
-                )
-            except SecretError as error:
-                raise ConfigError([str(error)]) from None
+            provider.api_key_ref = _stored(
+                str(value), key, secret_field=True, encrypt_literals=encrypt_literals
+            )
         elif rest == "base_url":
-            provider.base_url = None if value is None else str(value)
+            provider.base_url = _stored(
+                None if value is None else str(value), key, encrypt_literals=encrypt_literals
+            )
         else:
-            provider.options[rest] = value
+            provider.options[rest] = _stored(value, key, encrypt_literals=encrypt_literals)
         document.providers[head] = provider
     elif head in NESTED_SETTING_SECTIONS:
         if rest not in NESTED_SETTING_SECTIONS[head].model_fields:
             known = ", ".join(NESTED_SETTING_SECTIONS[head].model_fields)
             raise _bad_key(key, f"unknown field (known: {known})")
-        document.settings[key] = value
+        document.settings[key] = _stored(value, key, encrypt_literals=encrypt_literals)
     elif head in ("mcp", DATABASE_SECTION) and rest:
         if key == f"{DATABASE_SECTION}.url":
             raise _bad_key(key, "the database URL is not stored inside the database")
-        document.settings[key] = value
+        document.settings[key] = _stored(value, key, encrypt_literals=encrypt_literals)
     elif key in TOP_LEVEL_SETTINGS:
-        document.settings[key] = value
+        document.settings[key] = _stored(value, key, encrypt_literals=encrypt_literals)
     else:
         raise _bad_key(key, "unknown setting")
     return document
@@ -122,7 +136,8 @@ def parse_server(
 ) -> ServerConfig:
     """Validate one server's fields as upstream's MCPServerSettings would, secrets as refs."""
     problems = ProblemList(lambda _path: "server")
-    parsed = server_from_yaml(name, fields, problems, encrypt_literals=encrypt_literals)
+    conversion = SecretConversion(problems, encrypt_literals=encrypt_literals)
+    parsed = server_from_yaml(name, fields, conversion)
     if problems.items or parsed is None:
         raise ConfigError(problems.items or [f"mcp.servers.{name}: invalid"])
     return parsed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, literal, or_, select, text
+from sqlalchemy import Select, delete, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mcp_agent.db.models import (
@@ -15,7 +15,13 @@ from mcp_agent.db.models import (
 )
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.base import ConfigChange, DocumentEdit
-from mcp_agent.db.settings.changes import diff_documents, matches_key
+from mcp_agent.db.settings.changes import (
+    HistoryPurge,
+    diff_documents,
+    matches_key,
+    normalised_key,
+    purged_values,
+)
 from mcp_agent.db.settings.document import (
     SERVER_FIELDS,
     ConfigDocument,
@@ -193,23 +199,62 @@ class SqlSettingsStore:
             return [_change(row) for row in rows]
 
     async def history(self, key: str | None = None, *, limit: int = 100) -> list[ConfigChange]:
-        query = select(ConfigChangeRow).order_by(
+        query = _history_query(key).order_by(
             ConfigChangeRow.changed_at.desc(), ConfigChangeRow.change_id.desc()
         )
-        if key is not None:
-            name = key.removeprefix("mcp.servers.")
-            # A coarse filter in SQL (LIKE treats '_' as a wildcard); matches_key decides.
-            query = query.where(
-                or_(
-                    ConfigChangeRow.entity_name == name,
-                    ConfigChangeRow.entity_name.like(name + ".%"),
-                    literal(name).like(ConfigChangeRow.entity_name + ".%"),
-                )
-            )
         async with self._runtime.sessions() as session:
             rows = await session.scalars(query)
             changes = [_change(row) for row in rows]
         return [change for change in changes if matches_key(change, key)][:limit]
+
+    async def purge_history(self, key: str | None, *, apply: bool) -> HistoryPurge:
+        """Remove recorded values: of `key` and its children (parents lose the part under
+        it), or, with no key, every value that looks like a secret. `apply=False` counts.
+
+        The rows stay (when, key, change, who). On SQLite the old bytes are overwritten, not
+        just unlinked (secure_delete, then the WAL is checkpointed and truncated).
+        """
+        sqlite = self._runtime.dialect == "sqlite"
+        async with self._runtime.sessions.begin() as session:
+            await lock_configuration(session)
+            if apply and sqlite:
+                await session.execute(text("PRAGMA secure_delete = ON"))
+            matched = purged = 0
+            for row in await session.scalars(_history_query(key)):
+                change = _change(row)
+                if not matches_key(change, key):
+                    continue
+                matched += 1
+                old, new = purged_values(change, key)
+                if (old, new) == (row.old_value, row.new_value):
+                    continue
+                purged += 1
+                if apply:
+                    row.old_value, row.new_value = old, new
+        if apply and purged and sqlite:
+            await self._checkpoint_sqlite()
+        return HistoryPurge(matched=matched, purged=purged)
+
+    async def _checkpoint_sqlite(self) -> None:
+        """Copy the WAL into the database file and truncate it, so no frame still holds the
+        values just overwritten."""
+        async with self._runtime.engine.connect() as connection:
+            await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+
+
+def _history_query(key: str | None) -> Select[tuple[ConfigChangeRow]]:
+    query = select(ConfigChangeRow)
+    if key is None:
+        return query
+    name = normalised_key(key).removeprefix("mcp.servers.")
+    # A coarse filter in SQL (LIKE treats '_' as a wildcard); matches_key decides.
+    return query.where(
+        or_(
+            ConfigChangeRow.entity_name == name,
+            ConfigChangeRow.entity_name.like(name + ".%"),
+            literal(name).like(ConfigChangeRow.entity_name + ".%"),
+        )
+    )
 
 
 def _change(row: ConfigChangeRow) -> ConfigChange:
