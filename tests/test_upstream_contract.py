@@ -114,6 +114,10 @@ def test_secret_resolution_targets() -> None:
     assert "server_config.auth" in inspect.getsource(mcp_connection_manager.ServerConnection)
     registry = inspect.getsource(mcp_server_registry.ServerRegistry)
     assert "StdioServerParameters(" in registry and "env=" in registry
+    # The stdio patch resolves command, args, cwd and env passed by keyword.
+    for source in (launch, registry):
+        for keyword in ("command=", "args=", "cwd=", "env="):
+            assert keyword in source, keyword
     for module in (mcp_connection_manager, mcp_server_registry):
         for name in ("StdioServerParameters", "sse_client", "streamablehttp_client"):
             assert name in vars(module), f"{module.__name__} no longer imports {name}"
