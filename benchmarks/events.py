@@ -57,7 +57,7 @@ async def writer_rate(url: str, records: list[EventRecord]) -> float:
         await writer.start()
         started = time.perf_counter()
         for record in records:
-            writer.submit(record)
+            await writer.submit(record)
             if writer.written == 0 and len(records) > 1000:
                 await asyncio.sleep(0)  # let the writer run as a producer would
         await writer.close()

@@ -238,11 +238,13 @@ async def test_no_event_is_lost_while_postgresql_is_down(tmp_path: Path) -> None
         runtime = await DatabaseRuntime.open(url)
         sink = SqlEventSink(runtime)
         await sink.ensure_partitions()
-        writer = EventWriter(sink, spill_dir=tmp_path / "spill", flush_interval=0.05)
+        writer = EventWriter(
+            sink, spill_dir=tmp_path / "spill", flush_interval=0.05, retry_interval=0.05
+        )
         await writer.start()
         total = 300
         for number in range(total):
-            writer.submit(record(f"event {number}", session_id="outage"))
+            await writer.submit(record(f"event {number}", session_id="outage"))
             if number == 100:
                 await asyncio.sleep(0.3)  # the first events reach the database
                 await asyncio.to_thread(

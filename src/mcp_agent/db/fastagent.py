@@ -35,6 +35,7 @@ from mcp_agent.db.definitions.loader import captured_specs, register_definitions
 from mcp_agent.db.definitions.specs import AgentSpec
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
 from mcp_agent.db.events.capture import EventWriter, spill_directory
+from mcp_agent.db.events.shutdown import interrupt_on_sigterm, restore_sigterm
 from mcp_agent.db.events.sql import SqlEventSink
 from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.executions.tracking import RunRecorder, interrupt_dead_workers
@@ -289,6 +290,8 @@ class FastAgent(UpstreamFastAgent):
             # transport upstream's logging configuration installs, and sees start-up events.
             await self.app.initialize()
             capturing = event_transport.install(writer, level=self._events_level())
+            # Until the writer has closed: SIGTERM takes the Ctrl-C way out, through `finally`.
+            sigterm = interrupt_on_sigterm()
             try:
                 with secret_resolution():
                     async with on_agents_created(restore_and_record), super().run() as app:
@@ -296,7 +299,10 @@ class FastAgent(UpstreamFastAgent):
             finally:
                 event_transport.uninstall(capturing)
                 run_context.current_session.reset(session_token)
-                await writer.close()
+                try:
+                    await writer.close()
+                finally:
+                    restore_sigterm(sigterm)
 
     def _announce_session(self) -> None:
         """One line on stderr naming the session, so the user can continue it; not in

@@ -30,3 +30,10 @@ class EventSink(Protocol):
     async def write(self, events: Sequence[EventRecord]) -> None:
         """Store a batch of events atomically (all or none)."""
         ...
+
+    async def write_once(self, spill_id: str, events: Sequence[EventRecord]) -> bool:
+        """Store a spilled batch atomically, unless the batch `spill_id` was stored before.
+
+        Returns whether the events were stored now (False: an earlier replay stored them).
+        """
+        ...

@@ -10,10 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, insert, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_agent.db.events.base import EventRecord
 from mcp_agent.db.models import EventRow
+from mcp_agent.db.models.events import EventSpillRow
 from mcp_agent.db.runtime import DatabaseRuntime
 
 COPY_COLUMNS = (
@@ -123,6 +127,31 @@ def copy_text_line(event: EventRecord) -> str:
     )
 
 
+def _insert_ignoring_duplicate(dialect: str) -> Any:
+    """An INSERT into fa_event_spills that can say ON CONFLICT DO NOTHING on this backend."""
+    if dialect == "postgresql":
+        return postgresql_insert(EventSpillRow)
+    return sqlite_insert(EventSpillRow)
+
+
+async def _copy(connection: AsyncConnection, events: Sequence[EventRecord]) -> None:
+    """PostgreSQL: COPY, many times faster than INSERT for batches (in the connection's
+    transaction).
+
+    Rows are encoded in COPY's text format here and sent in chunks: row-by-row `write_row`
+    (an await and a type adaptation per value) held the writer to a third of the server's
+    COPY rate, and chunks let the server ingest one while the next is encoded.
+    """
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    async with driver.cursor() as cursor:
+        async with cursor.copy(f"COPY fa_events ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
+            for start in range(0, len(events), _COPY_CHUNK):
+                chunk = events[start : start + _COPY_CHUNK]
+                await copy.write("".join(map(copy_text_line, chunk)).encode())
+
+
 def month_start(moment: datetime, offset: int = 0) -> datetime:
     month = moment.month - 1 + offset
     return datetime(moment.year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
@@ -140,29 +169,35 @@ class SqlEventSink:
         if not events:
             return
         if self._runtime.dialect == "postgresql":
-            await self._copy(events)
+            async with self._runtime.engine.begin() as connection:
+                await _copy(connection, events)
             return
         async with self._runtime.sessions.begin() as session:
             await session.execute(insert(EventRow), [storable(event).as_dict() for event in events])
 
-    async def _copy(self, events: Sequence[EventRecord]) -> None:
-        """PostgreSQL: COPY, many times faster than INSERT for batches (one transaction).
+    async def write_once(self, spill_id: str, events: Sequence[EventRecord]) -> bool:
+        """Store a spilled batch and its `fa_event_spills` row in one transaction, or nothing
+        if the row is there already (an earlier replay stored the batch).
 
-        Rows are encoded in COPY's text format here and sent in chunks: row-by-row `write_row`
-        (an await and a type adaptation per value) held the writer to a third of the server's
-        COPY rate, and chunks let the server ingest one while the next is encoded.
+        A replay of the same file running concurrently waits on the row's key until the first
+        one commits or rolls back, then stores nothing or everything.
         """
+        spill = _insert_ignoring_duplicate(self._runtime.dialect).values(
+            spill_id=spill_id, event_count=len(events), stored_at=datetime.now(UTC)
+        )
+        claim = spill.on_conflict_do_nothing().returning(EventSpillRow.spill_id)
         async with self._runtime.engine.begin() as connection:
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            async with driver.cursor() as cursor:
-                async with cursor.copy(
-                    f"COPY fa_events ({', '.join(COPY_COLUMNS)}) FROM STDIN"
-                ) as copy:
-                    for start in range(0, len(events), _COPY_CHUNK):
-                        chunk = events[start : start + _COPY_CHUNK]
-                        await copy.write("".join(map(copy_text_line, chunk)).encode())
+            if await connection.scalar(claim) is None:
+                return False
+            if not events:
+                return True
+            if self._runtime.dialect == "postgresql":
+                await _copy(connection, events)
+            else:
+                await connection.execute(
+                    insert(EventRow), [storable(event).as_dict() for event in events]
+                )
+        return True
 
     async def ensure_partitions(
         self, now: datetime | None = None, *, months_ahead: int = 1

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -22,28 +20,16 @@ from mcp_agent.db.executions.base import ExecutionStart, ExecutionStore
 from mcp_agent.db.executions.usage import PriceBook, UsageTotals, usage_turn
 from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.patches import agent_calls
+from mcp_agent.db.workers import is_dead_local_worker, this_worker
 
 _current_execution = run_context.current_execution
 
 #: Identifies this process in fa_executions.worker_id, to find rows left by a dead worker.
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+WORKER_ID = this_worker()
 
 
 def current_execution_id() -> str | None:
     return _current_execution.get()
-
-
-def _is_dead_local_worker(worker_id: str) -> bool:
-    host, _, pid = worker_id.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, another user's
-    return False
 
 
 async def interrupt_dead_workers(store: ExecutionStore) -> int:
@@ -52,7 +38,7 @@ async def interrupt_dead_workers(store: ExecutionStore) -> int:
     Workers on other hosts are left alone: from here we cannot tell whether they are alive.
     """
     workers = await store.running_workers()
-    return await store.mark_interrupted([w for w in workers if _is_dead_local_worker(w)])
+    return await store.mark_interrupted([w for w in workers if is_dead_local_worker(w)])
 
 
 class RunRecorder:

@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mcp_agent.db.models.base import Base
-from mcp_agent.db.models.types import BigIntId, JsonB, UTCDateTime
+from mcp_agent.db.models.types import BigIntId, JsonB, UTCDateTime, utc_now
 
 EVENTS_TABLE = "fa_events"
+EVENT_SPILLS_TABLE = "fa_event_spills"
 
 
 class EventRow(Base):
@@ -43,3 +44,18 @@ class EventRow(Base):
     agent_name: Mapped[str | None] = mapped_column(String(200))
     trace_id: Mapped[str | None] = mapped_column(String(32))
     span_id: Mapped[str | None] = mapped_column(String(16))
+
+
+class EventSpillRow(Base):
+    """A spill file whose events were stored (see events/spill.py).
+
+    Written in the same transaction as the file's events, so a replay interrupted after its
+    commit, or a file replayed by two processes, cannot store the events twice.
+    """
+
+    __tablename__ = EVENT_SPILLS_TABLE
+
+    #: The file's id: `events-<uuid>` (older files: their name and a hash of their content).
+    spill_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_count: Mapped[int] = mapped_column(Integer)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
