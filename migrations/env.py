@@ -5,6 +5,9 @@ Two ways in:
   connection in `config.attributes["connection"]`;
 * the `alembic` command in a checkout (alembic.ini) builds an engine from
   `-x database_url=...`, else FAST_AGENT_DATABASE_URL, else ./fastagent.db.
+
+Either way the migrations run in one transaction, on SQLite with foreign keys unenforced and
+checked before it commits (see `mcp_agent.db.migration_runner.foreign_keys_unenforced`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,12 @@ from alembic import context
 from sqlalchemy import Connection
 
 from mcp_agent.db.engine import create_sync_database_engine
-from mcp_agent.db.migration_runner import include_name
+from mcp_agent.db.migration_runner import (
+    check_foreign_keys,
+    foreign_keys_unenforced,
+    include_name,
+    remove_stale_batch_copies,
+)
 from mcp_agent.db.models import VERSION_TABLE, Base
 from mcp_agent.db.urls import resolve_database_url, to_async_url
 
@@ -35,7 +43,9 @@ def _configure(**options: object) -> None:
 def _run(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
+        remove_stale_batch_copies(connection)
         context.run_migrations()
+        check_foreign_keys(connection)
 
 
 def _url_from_command_line() -> str:
@@ -52,7 +62,8 @@ elif (given := config.attributes.get("connection")) is not None:
 else:
     engine = create_sync_database_engine(_url_from_command_line())
     try:
-        with engine.begin() as connection:
-            _run(connection)
+        with engine.connect() as connection:
+            with foreign_keys_unenforced(connection), connection.begin():
+                _run(connection)
     finally:
         engine.dispose()

@@ -14,12 +14,14 @@ from mcp_agent.db.urls import DATABASE_URL_ENV
 runner = CliRunner()
 
 
-def test_tour_creates_the_default_embedded_database(tmp_path, monkeypatch) -> None:
+def test_tour_creates_its_own_embedded_database(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
     result = runner.invoke(app, ["tour"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "fastagent.db").exists()
+    # Its own file: the default database (./fastagent.db) is the user's, not the tour's.
+    assert (tmp_path / "fastagent-tour.db").exists()
+    assert not (tmp_path / "fastagent.db").exists()
     assert f"Schema revision: {head_revision()}" in result.output
     assert "fa_messages" in result.output and "fa_events" in result.output
 
@@ -41,8 +43,10 @@ def test_upgrade_status_current_downgrade(empty_database_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert "current" in result.output and "fa_sessions" in result.output
 
-    result = runner.invoke(app, ["db", "downgrade", "base", *url])
+    # The seeded price table is data: going to base says so, and needs --yes without a terminal.
+    result = runner.invoke(app, ["db", "downgrade", "base", "--yes", *url])
     assert result.exit_code == 0, result.output
+    assert "fa_models: 18 rows" in result.output
     assert "to base" in result.output
 
     result = runner.invoke(app, ["db", "current", *url])
@@ -70,12 +74,78 @@ def test_bad_urls_exit_with_a_clear_redacted_message(url: str, code: int, expect
     assert "hunter2" not in result.output
 
 
-def test_downgrade_to_an_unknown_revision_changes_nothing(database_url: str) -> None:
-    result = runner.invoke(app, ["db", "downgrade", "nope", "--database-url", database_url])
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("nope", "Cannot downgrade to 'nope': Can't locate revision identified by 'nope'"),
+        ("000", "Cannot downgrade to '000': Can't locate revision identified by '000'"),
+        ("0003", "Cannot downgrade to '0003': the database is at 0001, which is not above it"),
+        ("head", "Cannot downgrade to 'head': the database is at 0001, which is not above it"),
+    ],
+)
+def test_a_downgrade_to_a_revision_it_cannot_reach_changes_nothing(
+    empty_database_url: str, target: str, expected: str
+) -> None:
+    url = ["--database-url", empty_database_url]
+    assert runner.invoke(app, ["db", "upgrade", "0001", *url]).exit_code == 0
+    result = runner.invoke(app, ["db", "downgrade", target, "--yes", *url])
     assert result.exit_code == 1
-    assert "Can't locate revision identified by 'nope'" in result.output
-    result = runner.invoke(app, ["db", "current", "--database-url", database_url])
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["db", "current", *url])
+    assert result.output.startswith("0001")
+
+
+def _rows(raw_url: str, table: str) -> int:
+    engine = create_sync_database_engine(raw_url)
+    try:
+        with engine.connect() as connection:
+            return connection.scalar(text(f"SELECT count(*) FROM {table}"))
+    finally:
+        engine.dispose()
+
+
+def test_a_downgrade_that_deletes_data_needs_yes_without_a_terminal(database_url: str) -> None:
+    # CliRunner's stdin is not a terminal, as in a script or a pipeline.
+    url = ["--database-url", database_url]
+    for command in (["db", "downgrade", "base", *url], ["db", "downgrade", "0001", *url]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "deletes:" in result.output and "fa_models" in result.output
+        assert "no terminal to ask on: pass --yes to go ahead" in result.output
+        assert "Nothing was changed." in result.output
+    result = runner.invoke(app, ["db", "current", *url])
     assert result.output.startswith(head_revision())
+    assert _rows(database_url, "fa_models") == 18
+
+
+def test_a_dry_run_says_what_would_go_and_changes_nothing(database_url: str) -> None:
+    url = ["--database-url", database_url]
+    result = runner.invoke(app, ["db", "downgrade", "0001", "--dry-run", *url])
+    assert result.exit_code == 0, result.output
+    assert f"from {head_revision()} to 0001 deletes:" in result.output
+    assert "fa_models (seeded prices nobody changed): 18 rows" in result.output
+    assert "fa_providers (providers that own only those prices): 4 rows" in result.output
+    assert "Dry run: nothing was changed." in result.output
+    result = runner.invoke(app, ["db", "downgrade", "base", "--dry-run", *url])
+    assert result.exit_code == 0, result.output
+    assert "fa_models: 18 rows" in result.output and "fa_providers: 4 rows" in result.output
+    assert "fa_sessions" not in result.output, "only tables that hold rows are listed"
+    result = runner.invoke(app, ["db", "current", *url])
+    assert result.output.startswith(head_revision())
+    assert _rows(database_url, "fa_models") == 18
+
+
+def test_a_downgrade_that_deletes_nothing_asks_nothing(empty_database_url: str) -> None:
+    url = ["--database-url", empty_database_url]
+    assert runner.invoke(app, ["db", "upgrade", "0003", *url]).exit_code == 0
+    result = runner.invoke(app, ["db", "downgrade", "0002", *url])
+    assert result.exit_code == 0, result.output
+    assert "from 0003 to 0002 deletes no data." in result.output
+    assert "Downgraded" in result.output and "to 0002" in result.output
+    result = runner.invoke(app, ["db", "downgrade", "0002", *url])
+    assert result.exit_code == 0, result.output
+    assert "Schema already at 0002" in result.output
 
 
 def test_an_upgrade_failing_midway_is_rolled_back_and_reported(empty_database_url: str) -> None:

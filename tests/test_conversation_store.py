@@ -84,18 +84,34 @@ async def test_any_multipart_message_is_stored_and_loaded_equal(
         collected.extend(messages)
 
     example()
-    # Always, not only when hypothesis happens to draw them: PostgreSQL cannot store U+0000,
-    # and the codec's escape character must survive too.
-    collected.extend(Prompt.user(text) for text in ("nul:\x00:", "\ue000", "\ue0000\x00\ue000"))
+    # Always, not only when hypothesis happens to draw them: U+0000 and lone surrogates (what a
+    # byte that is not UTF-8 on the command line becomes), which the backends cannot store as
+    # they are, and the codec's escape character, which must survive too.
+    collected.extend(
+        Prompt.user(text)
+        for text in ("nul:\x00:", "\ue000", "\ue0000\x00\ue000", "caf\udce9", "\ue000udce9")
+    )
     for message in collected:
         await store.append("fidelity", "a", [NewMessage(content=message)])
     loaded = [stored.content for stored in await store.load("fidelity", "a")]
     assert loaded == collected
 
 
-@given(st.recursive(st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)))
-def test_the_nul_escape_is_lossless(value) -> None:
-    from mcp_agent.db.conversations.codec import escape_nul, unescape_nul
+#: Text that stresses the escape: surrogates (no UTF-8 form), NUL, the escape character itself
+#: and what follows it in an escape.
+unstorable_texts = st.text(
+    st.one_of(st.characters(), st.characters(categories=["Cs"]), st.sampled_from("\x00\ue000u0d"))
+)
+
+
+@given(
+    st.recursive(
+        unstorable_texts,
+        lambda inner: st.lists(inner) | st.dictionaries(unstorable_texts, inner),
+    )
+)
+def test_the_escape_is_lossless_and_storable(value) -> None:
+    from mcp_agent.db.conversations.codec import escape_unstorable, unescape_unstorable
 
     def strings(node):
         if isinstance(node, str):
@@ -108,9 +124,11 @@ def test_the_nul_escape_is_lossless(value) -> None:
             for entry in node:
                 yield from strings(entry)
 
-    escaped = escape_nul(value)
-    assert not any("\x00" in text for text in strings(escaped))
-    assert unescape_nul(escaped) == value
+    escaped = escape_unstorable(value)
+    for text in strings(escaped):
+        assert "\x00" not in text
+        text.encode("utf-8")  # strict: no surrogate is left
+    assert unescape_unstorable(escaped) == value
 
 
 async def test_tool_content_and_provider_objects_round_trip(store: SqlConversationStore) -> None:

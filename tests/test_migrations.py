@@ -146,3 +146,14 @@ async def test_a_failed_upgrade_leaves_no_half_made_schema(empty_database_url: s
 
     await asyncio.to_thread(fail_midway)
     assert _our_tables(empty_database_url) == {"fa_sessions"}
+
+
+async def test_a_downgrade_plan_of_a_database_without_schema(empty_database_url: str) -> None:
+    def plan() -> None:
+        with MigrationRunner(empty_database_url) as runner:
+            nothing = runner.plan_downgrade("base")
+            assert (nothing.current, nothing.target, nothing.losses) == (None, None, [])
+            with pytest.raises(FastAgentDbError, match="has no fast-agent-db schema"):
+                runner.plan_downgrade("0001")
+
+    await asyncio.to_thread(plan)

@@ -534,13 +534,19 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("fa_sessions") as batch_op:
-        batch_op.drop_constraint(
-            op.f("fk_fa_sessions_branch_point_message_id_fa_messages"), type_="foreignkey"
+    # PostgreSQL drops a table only once no other table's foreign key refers to it, so the two
+    # that close a cycle go first. SQLite drops tables regardless (migrations run with foreign
+    # keys unenforced there), and dropping them would copy both tables for nothing.
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint(
+            op.f("fk_fa_sessions_branch_point_message_id_fa_messages"),
+            "fa_sessions",
+            type_="foreignkey",
         )
-    with op.batch_alter_table("fa_agents") as batch_op:
-        batch_op.drop_constraint(
-            op.f("fk_fa_agents_current_version_id_fa_agent_versions"), type_="foreignkey"
+        op.drop_constraint(
+            op.f("fk_fa_agents_current_version_id_fa_agent_versions"),
+            "fa_agents",
+            type_="foreignkey",
         )
     op.drop_index(op.f("ix_fa_usage_turns_execution_id"), table_name="fa_usage_turns")
 

@@ -118,22 +118,61 @@ def upgrade() -> None:
         op.bulk_insert(_models, rows)
 
 
-def downgrade() -> None:
-    connection = op.get_bind()
-    for provider, model, _window, price_in, price_out, *_rest in SEEDED_MODELS:
-        provider_id = connection.execute(
-            sa.select(_providers.c.provider_id).where(_providers.c.name == provider)
-        ).scalar()
-        if provider_id is None:
-            continue
-        connection.execute(
-            _models.delete().where(
-                _models.c.provider_id == provider_id,
+def _seeded_and_unchanged() -> sa.ColumnElement[bool]:
+    """Model rows still as this revision seeded them (provider, name, prices)."""
+    # An alias, so that inside a query over fa_providers it is not correlated with that row.
+    named = _providers.alias("seeded_provider")
+    return sa.or_(
+        *(
+            sa.and_(
+                _models.c.provider_id
+                == sa.select(named.c.provider_id).where(named.c.name == provider).scalar_subquery(),
                 _models.c.name == model,
                 _models.c.input_price_per_mtok == Decimal(price_in),
                 _models.c.output_price_per_mtok == Decimal(price_out),
             )
+            for provider, model, _window, price_in, price_out, *_rest in SEEDED_MODELS
         )
+    )
+
+
+def _keeps_a_model() -> sa.ColumnElement[bool]:
+    """The provider owns a model the downgrade keeps (NULL prices never match a seeded row)."""
+    return sa.exists().where(
+        _models.c.provider_id == _providers.c.provider_id,
+        sa.not_(sa.func.coalesce(_seeded_and_unchanged(), sa.false())),
+    )
+
+
+def downgrade_losses(connection: sa.Connection) -> list[tuple[str, int, str]]:
+    """What `downgrade()` deletes, as (what, count, unit); read before asking to go ahead."""
+    unconfigured = _providers.c.configured == sa.false()
+    count = sa.select(sa.func.count())
+    return [
+        (
+            "fa_models (seeded prices nobody changed)",
+            connection.scalar(count.select_from(_models).where(_seeded_and_unchanged())) or 0,
+            "row",
+        ),
+        (
+            "fa_providers (providers that own only those prices)",
+            connection.scalar(count.select_from(_providers).where(unconfigured, ~_keeps_a_model()))
+            or 0,
+            "row",
+        ),
+        (
+            "fa_providers.configured (providers kept but marked as not in the settings)",
+            connection.scalar(count.select_from(_providers).where(unconfigured, _keeps_a_model()))
+            or 0,
+            "value",
+        ),
+    ]
+
+
+def downgrade() -> None:
+    connection = op.get_bind()
+    # Only seeded rows nobody changed: an edited price is the user's data.
+    connection.execute(_models.delete().where(_seeded_and_unchanged()))
     # Provider rows that only owned seeded models and are not settings sections.
     connection.execute(
         _providers.delete().where(

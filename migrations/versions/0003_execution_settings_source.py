@@ -27,6 +27,14 @@ def upgrade() -> None:
     op.add_column("fa_executions", sa.Column("settings_source", sa.String(1000), nullable=True))
 
 
+def downgrade_losses(connection: sa.Connection) -> list[tuple[str, int, str]]:
+    """What `downgrade()` deletes, as (what, count, unit); read before asking to go ahead."""
+    recorded = connection.scalar(
+        sa.text("SELECT count(*) FROM fa_executions WHERE settings_source IS NOT NULL")
+    )
+    return [("fa_executions.settings_source", recorded or 0, "value")]
+
+
 def downgrade() -> None:
     # A plain DROP COLUMN on both backends (SQLite >= 3.35): a batch copy of fa_executions
     # would drop and re-create a table other tables reference.

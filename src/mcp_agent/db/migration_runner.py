@@ -8,13 +8,21 @@ Every schema change runs under the migration lock, so processes that open one fr
 at once, or an explicit `db upgrade` racing one of them, migrate it once: on PostgreSQL a
 transaction-level advisory lock taken inside the migration transaction, on a SQLite file an
 exclusive `flock` on the sibling file `<database file>.migrate.lock`.
+
+Every schema change is one transaction on both backends: a migration that fails leaves the
+database as it was. On SQLite it runs the way SQLite documents for schema changes: foreign keys
+unenforced for the transaction and checked before it commits (see `foreign_keys_unenforced`).
+
+Before a downgrade deletes data it can say what: `MigrationRunner.plan_downgrade`.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,9 +31,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RangeNotAncestorError, RevisionError
 from alembic.util import CommandError
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, func, select, table, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from mcp_agent.db.engine import (
@@ -182,6 +191,191 @@ def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
     return True
 
 
+class MigrationCheckError(FastAgentDbError):
+    """A migration would leave the database inconsistent; it is rolled back."""
+
+
+@contextmanager
+def foreign_keys_unenforced(connection: Connection) -> Iterator[None]:
+    """On SQLite, leave foreign keys unenforced during the transaction the caller begins next.
+
+    SQLite alters a table by copying it (Alembic's batch mode): the old table is dropped, and
+    with enforcement on, a drop first deletes every row, so other tables' ON DELETE CASCADE and
+    SET NULL rules fire and RESTRICT refuses (a forked session's parent, say). SQLite's own
+    procedure for schema changes: enforcement off before the transaction (the pragma is a no-op
+    inside one), `check_foreign_keys` before it commits, enforcement on after.
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    # The driver's connection: a statement through SQLAlchemy would begin the transaction first.
+    driver_connection = connection.connection.driver_connection
+    driver_connection.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        driver_connection.execute("PRAGMA foreign_keys = ON")
+
+
+def check_foreign_keys(connection: Connection) -> None:
+    """On SQLite with enforcement off, refuse (so roll back) a schema change that leaves rows
+    referring to rows or tables that no longer exist."""
+    if connection.dialect.name != "sqlite":
+        return
+    if connection.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        return  # enforced all along: nothing can be left dangling
+    dangling = Counter(
+        (child, parent)
+        for child, _rowid, parent, _key in connection.exec_driver_sql("PRAGMA foreign_key_check")
+    )
+    if dangling:
+        raise MigrationCheckError(
+            "it would leave "
+            + ", ".join(
+                f"{count} row{'' if count == 1 else 's'} of {child} referring to rows of "
+                f"{parent} that would no longer exist"
+                for (child, parent), count in sorted(dangling.items())
+            )
+        )
+
+
+#: How Alembic's batch mode names the copy of a table it is altering on SQLite.
+_BATCH_COPY_PREFIX = "_alembic_tmp_"
+
+
+def remove_stale_batch_copies(connection: Connection) -> None:
+    """Drop the copies of our tables left by a batch operation that failed before migrations
+    were transactional on SQLite; such a copy makes the next batch operation on its table fail.
+
+    A copy is only dropped while its table exists (the copy is then stale). A copy whose table
+    is gone may hold the only rows there are: that is refused, naming both.
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    names = set(database_tables(connection))
+    for name in sorted(names):
+        original = name.removeprefix(_BATCH_COPY_PREFIX)
+        if name == original or not original.startswith("fa_"):
+            continue
+        if original not in names:
+            raise MigrationCheckError(
+                f"the table {name} is a copy of {original}, which no longer exists: an earlier "
+                f"migration stopped half way. Check it and rename it to {original} (or drop "
+                "it), then run the command again"
+            )
+        connection.exec_driver_sql(f'DROP TABLE "{name}"')
+
+
+@dataclass(frozen=True)
+class DataLoss:
+    """Data a downgrade deletes: `count` rows or values (`unit`) of `what`; `count` is None
+    when the migration does not say."""
+
+    what: str
+    count: int | None
+    unit: str = "row"
+
+    def __str__(self) -> str:
+        if self.count is None:
+            return self.what
+        return f"{self.what}: {self.count} {self.unit}{'' if self.count == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class DowngradePlan:
+    """What a downgrade from `current` to `target` (None: no schema) deletes."""
+
+    current: str | None
+    target: str | None
+    losses: list[DataLoss] = field(default_factory=list)
+
+    @property
+    def deletes_data(self) -> bool:
+        return bool(self.losses)
+
+    def describe(self) -> str:
+        return "; ".join(str(loss) for loss in self.losses) or "no data"
+
+    def covered_by(self, confirmed: DowngradePlan) -> bool:
+        """Whether this deletes nothing beyond `confirmed` (the plan someone agreed to)."""
+        if (self.current, self.target) != (confirmed.current, confirmed.target):
+            return False
+        agreed = {loss.what: loss.count for loss in confirmed.losses}
+        return all(
+            loss.what in agreed
+            and (
+                loss.count == agreed[loss.what]
+                if loss.count is None or agreed[loss.what] is None
+                else loss.count <= agreed[loss.what]
+            )
+            for loss in self.losses
+        )
+
+
+def _downgrade_steps(current: str | None, target: str) -> list[Script]:
+    """The migrations a downgrade from `current` to `target` runs, newest first."""
+    scripts = _script_directory()
+    try:
+        if target != "base" and not target.startswith(("-", "+")):
+            scripts.get_revision(target)  # Alembic's clearest message for an unknown id
+        if current is None:
+            if target == "base":
+                return []
+            raise FastAgentDbError(
+                f"Cannot downgrade to {target!r}: the database has no fast-agent-db schema"
+            )
+        return list(scripts.iterate_revisions(current, target))
+    except RangeNotAncestorError:
+        raise FastAgentDbError(
+            f"Cannot downgrade to {target!r}: the database is at {current}, which is not above "
+            f"it (to go up, use `fast-agent-db db upgrade {target}`)"
+        ) from None
+    except (CommandError, RevisionError) as error:
+        raise FastAgentDbError(f"Cannot downgrade to {target!r}: {error}") from None
+
+
+def _row_counts(connection: Connection) -> list[DataLoss]:
+    """Every table of ours that holds rows, with their number."""
+    return [
+        DataLoss(name, count)
+        for name in database_tables(connection)
+        if name != VERSION_TABLE and include_name(name, "table", None)
+        for count in [connection.scalar(select(func.count()).select_from(table(name)))]
+        if count
+    ]
+
+
+def plan_downgrade_on(connection: Connection, target: str, display_url: str) -> DowngradePlan:
+    """What downgrading the database on `connection` to `target` deletes.
+
+    To base, every table goes: the plan is every table holding rows. Otherwise each migration
+    undone says what its downgrade deletes, by a `downgrade_losses(connection)` function
+    beside its `downgrade()` returning (what, count, unit) triples; one that has none is
+    listed as deleting what it does not say (and so needs confirming).
+    """
+    current = current_revision(connection)
+    if current is not None and current not in known_revisions():
+        raise newer_schema_error(display_url, current)
+    steps = _downgrade_steps(current, target)
+    if not steps:
+        return DowngradePlan(current, current)
+    after = steps[-1].down_revision
+    assert after is None or isinstance(after, str), "the chain is linear"
+    if after is None:
+        return DowngradePlan(current, None, _row_counts(connection))
+    losses: list[DataLoss] = []
+    for step in steps:
+        measure = getattr(step.module, "downgrade_losses", None)
+        if measure is None:
+            unstated = f"whatever revision {step.revision}'s downgrade deletes (it does not say)"
+            losses.append(DataLoss(unstated, None))
+            continue
+        losses.extend(
+            DataLoss(what, count, unit) for what, count, unit in measure(connection) if count
+        )
+    return DowngradePlan(current, after, losses)
+
+
 class MigrationRunner:
     """Upgrade, downgrade and inspect one database's schema."""
 
@@ -201,7 +395,7 @@ class MigrationRunner:
             # waits out other writers (busy_timeout) instead of failing at the first write
             # when one of them committed since the read.
             connection.execution_options(**{SQLITE_BEGIN_MODE: "IMMEDIATE"})
-            with connection.begin():
+            with foreign_keys_unenforced(connection), connection.begin():
                 return work(connection)
 
     @contextmanager
@@ -234,9 +428,32 @@ class MigrationRunner:
         """Upgrade to `revision` in one transaction, under the migration lock."""
         self._run_command(command.upgrade, revision)
 
-    def downgrade(self, revision: str) -> None:
-        """Downgrade to `revision` (`base` removes every fast-agent-db table)."""
-        self._run_command(command.downgrade, revision)
+    def downgrade(self, revision: str, *, confirmed: DowngradePlan | None = None) -> None:
+        """Downgrade to `revision` (`base` removes every fast-agent-db table).
+
+        With `confirmed` (a plan someone agreed to), the downgrade is refused, changing nothing,
+        when it would now delete more than that plan said: rows written since, say.
+        """
+
+        def check(connection: Connection) -> None:
+            if confirmed is None:
+                return
+            plan = plan_downgrade_on(connection, revision, redact_url(self._raw_url))
+            if not plan.covered_by(confirmed):
+                raise FastAgentDbError(
+                    f"The downgrade of {redact_url(self._raw_url)} to {revision!r} would now "
+                    f"delete more than was confirmed ({plan.describe()}); nothing was changed. "
+                    "Run the command again to see what it deletes now."
+                )
+
+        self._run_command(command.downgrade, revision, before=check)
+
+    def plan_downgrade(self, revision: str) -> DowngradePlan:
+        """What `downgrade(revision)` would delete, read without changing anything."""
+        return self._with_connection(
+            lambda connection: plan_downgrade_on(connection, revision, redact_url(self._raw_url)),
+            transaction=False,
+        )
 
     def create_schema_if_empty(self) -> str | None:
         """Migrate to head if the database has no tables at all; the revision after.
@@ -248,12 +465,20 @@ class MigrationRunner:
         with self._file_lock(), self._failures_described("Creating the schema"):
             return self._with_connection(create_schema_if_empty_on, transaction=True)
 
-    def _run_command(self, alembic_command: Callable[[Config, str], None], revision: str) -> None:
+    def _run_command(
+        self,
+        alembic_command: Callable[[Config, str], None],
+        revision: str,
+        *,
+        before: Callable[[Connection], None] | None = None,
+    ) -> None:
         def run(connection: Connection) -> None:
             _take_advisory_lock(connection)
             current = current_revision(connection)
             if current is not None and current not in known_revisions():
                 raise newer_schema_error(redact_url(self._raw_url), current)
+            if before is not None:
+                before(connection)
             _run_alembic(alembic_command, connection, revision)
 
         with self._file_lock(), self._failures_described(f"Migration to {revision!r}"):
@@ -268,6 +493,10 @@ class MigrationRunner:
         """
         try:
             yield
+        except MigrationCheckError as error:
+            raise FastAgentDbError(
+                f"{what} failed on {redact_url(self._raw_url)} and was rolled back: {error}"
+            ) from None
         except DBAPIError as error:
             lines = str(getattr(error, "orig", None) or error).strip().splitlines()
             detail = lines[0] if lines else type(error).__name__

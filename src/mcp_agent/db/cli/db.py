@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from mcp_agent.db.cli.options import DatabaseUrlOption
-from mcp_agent.db.cli.output import console, run_async
+from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.inspection import SchemaStatus, describe_schema
-from mcp_agent.db.migration_runner import MigrationRunner, head_revision
+from mcp_agent.db.migration_runner import DowngradePlan, MigrationRunner, head_revision
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import redact_url, resolve_database_url
 
@@ -20,14 +21,27 @@ app = typer.Typer(
 )
 
 
-async def _migrate(raw_url: str, target: str, *, up: bool) -> tuple[str | None, str | None]:
+async def _migrate(
+    raw_url: str, target: str, *, up: bool, confirmed: DowngradePlan | None = None
+) -> tuple[str | None, str | None]:
     """Upgrade or downgrade to `target`; returns the revisions before and after."""
 
     def work() -> tuple[str | None, str | None]:
         with MigrationRunner(raw_url) as runner:
             before = runner.current()
-            (runner.upgrade if up else runner.downgrade)(target)
+            if up:
+                runner.upgrade(target)
+            else:
+                runner.downgrade(target, confirmed=confirmed)
             return before, runner.current()
+
+    return await asyncio.to_thread(work)
+
+
+async def _plan_downgrade(raw_url: str, target: str) -> DowngradePlan:
+    def work() -> DowngradePlan:
+        with MigrationRunner(raw_url) as runner:
+            return runner.plan_downgrade(target)
 
     return await asyncio.to_thread(work)
 
@@ -71,17 +85,58 @@ def upgrade(
     upgrade_database(resolve_database_url(database_url), revision)
 
 
+def _print_plan(display_url: str, plan: DowngradePlan) -> None:
+    route = f"from [bold]{plan.current}[/] to [bold]{plan.target or 'base'}[/]"
+    if not plan.deletes_data:
+        console.print(f"Downgrading {display_url} {route} deletes no data.")
+        return
+    console.print(f"Downgrading {display_url} {route} deletes:")
+    for loss in plan.losses:
+        console.print(f"  {loss}", markup=False, highlight=False)
+
+
 @app.command()
 def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, or 'base' to drop all tables.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Delete what the downgrade deletes without asking.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what the downgrade would delete.")
+    ] = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Downgrade the schema to REVISION. 'base' removes every fast-agent-db table and its data."""
+    """Downgrade the schema to REVISION. 'base' removes every fast-agent-db table and its data.
+
+    Says first how many rows of what it deletes, and asks; without a terminal to ask on,
+    it needs --yes.
+    """
     raw_url = resolve_database_url(database_url)
-    before, after = run_async(_migrate(raw_url, revision, up=False))
+    display_url = redact_url(raw_url)
+    plan = run_async(_plan_downgrade(raw_url, revision))
+    if plan.current == plan.target:
+        console.print(f"Schema already at [bold]{plan.current or 'base'}[/] ({display_url}).")
+        return
+    _print_plan(display_url, plan)
+    if dry_run:
+        console.print("Dry run: nothing was changed.")
+        return
+    confirmed: DowngradePlan | None = None
+    if plan.deletes_data and not yes:
+        # sys.stdin is None when the process was started with descriptor 0 closed.
+        if sys.stdin is None or not sys.stdin.isatty():
+            fail(
+                "The downgrade deletes the data listed above, and there is no terminal to ask "
+                "on: pass --yes to go ahead. Nothing was changed.",
+                code=EXIT_BAD_INPUT,
+            )
+        if not typer.confirm("Delete it and downgrade?", default=False):
+            fail("Downgrade cancelled. Nothing was changed.")
+        # Held to what was agreed: rows written in the meantime stop the downgrade.
+        confirmed = plan
+    before, after = run_async(_migrate(raw_url, revision, up=False, confirmed=confirmed))
     console.print(
-        f"Downgraded {redact_url(raw_url)} from [bold]{before or 'empty'}[/] "
-        f"to [bold]{after or 'base'}[/]."
+        f"Downgraded {display_url} from [bold]{before or 'empty'}[/] to [bold]{after or 'base'}[/]."
     )
 
 

@@ -9,72 +9,104 @@
   class, and we will not import arbitrary names from the database.
 * Anthropic `cache_control` markers are dropped: they mark positions of the previous process's
   prompt cache, and stale ones can exceed Anthropic's four-marker limit.
-* PostgreSQL cannot store U+0000 in JSONB or text, so every string is stored with NUL escaped
-  reversibly (`escape_nul`), on both backends alike.
+* Some Python strings have no UTF-8 form: PostgreSQL cannot store U+0000 in JSONB or text, and
+  neither backend stores a lone surrogate (U+D800-U+DFFF: what `sys.argv` holds for bytes that
+  are not UTF-8, among others). Every string is stored with those escaped reversibly
+  (`escape_unstorable`), on both backends alike, so the exact string comes back.
+* Rows written before surrogates were escaped hold them as JSON `\\udXXX` escapes (SQLite
+  only: PostgreSQL refused them), which pydantic's JSON parser rejects; they are still read.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import re
 from typing import Any
 
 import pydantic_core
 from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 _TYPE_KEY = "__fast_agent_db_type__"
-# NUL is stored as ESCAPE + "0", and ESCAPE itself as ESCAPE + ESCAPE: a private-use character,
-# so text without either (nearly all text) is stored unchanged.
+# NUL is stored as ESCAPE + "0", a surrogate as ESCAPE + "u" + its four hex digits, and ESCAPE
+# itself as ESCAPE + ESCAPE: a private-use character, so text without any of them (nearly all
+# text) is stored unchanged.
 _ESCAPE = "\ue000"
 _NUL = "\x00"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff\ue000]")
+_ESCAPED = re.compile("\ue000(?:u([0-9a-f]{4})|(.))", re.DOTALL)
 
 
-def escape_nul(value: Any) -> Any:
-    """JSON-shaped `value` with every string made storable in PostgreSQL, reversibly."""
+def _escaped(match: re.Match[str]) -> str:
+    character = match.group()
+    if character == _NUL:
+        return _ESCAPE + "0"
+    if character == _ESCAPE:
+        return _ESCAPE + _ESCAPE
+    return f"{_ESCAPE}u{ord(character):04x}"
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    code, following = match.groups()
+    if code is not None:
+        return chr(int(code, 16))
+    return _NUL if following == "0" else following
+
+
+def _stored_as_is(text: str) -> bool:
+    # isascii() reads a flag, and encoding is the quickest scan for surrogates there is (a
+    # regular expression takes ten times as long): this runs for every string stored.
+    if text.isascii():
+        return _NUL not in text
+    if _NUL in text or _ESCAPE in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escape_unstorable(value: Any) -> Any:
+    """JSON-shaped `value` with every string made storable on both backends, reversibly."""
     if isinstance(value, str):
-        if _ESCAPE in value or _NUL in value:
-            return value.replace(_ESCAPE, _ESCAPE + _ESCAPE).replace(_NUL, _ESCAPE + "0")
-        return value
+        return value if _stored_as_is(value) else _UNSTORABLE.sub(_escaped, value)
     if isinstance(value, dict):
-        return {escape_nul(key): escape_nul(entry) for key, entry in value.items()}
+        return {escape_unstorable(key): escape_unstorable(entry) for key, entry in value.items()}
     if isinstance(value, list):
-        return [escape_nul(entry) for entry in value]
+        return [escape_unstorable(entry) for entry in value]
     return value
 
 
-def unescape_nul(value: Any) -> Any:
+def unescape_unstorable(value: Any) -> Any:
+    """The inverse of `escape_unstorable`."""
     if isinstance(value, str):
         if _ESCAPE not in value:
             return value
-        parts, index = [], 0
-        while index < len(value):
-            character = value[index]
-            if character == _ESCAPE and index + 1 < len(value):
-                following = value[index + 1]
-                parts.append(_NUL if following == "0" else following)
-                index += 2
-            else:
-                parts.append(character)
-                index += 1
-        return "".join(parts)
+        return _ESCAPED.sub(_unescaped, value)
     if isinstance(value, dict):
-        return {unescape_nul(key): unescape_nul(entry) for key, entry in value.items()}
+        return {
+            unescape_unstorable(key): unescape_unstorable(entry) for key, entry in value.items()
+        }
     if isinstance(value, list):
-        return [unescape_nul(entry) for entry in value]
+        return [unescape_unstorable(entry) for entry in value]
     return value
 
+
+#: The names these had when they escaped NUL alone (the event capture imports this one).
+escape_nul = escape_unstorable
 
 _VALUE_KEY = "value"
 _REBUILDABLE_MODULES = ("openai.", "anthropic.", "google.genai.", "mcp.")
 
 
 def encode_multipart(message: PromptMessageMultipart) -> dict[str, Any]:
-    return escape_nul(message.model_dump(mode="json", by_alias=True, exclude_none=True))
+    return escape_unstorable(message.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 def decode_multipart(data: dict[str, Any]) -> PromptMessageMultipart:
-    return PromptMessageMultipart.model_validate(unescape_nul(data))
+    return PromptMessageMultipart.model_validate(unescape_unstorable(data))
 
 
 # How ESCAPE can appear in stored JSON text: literally (PostgreSQL's jsonb output) or as a
@@ -95,16 +127,26 @@ def decode_multipart_json(text: str) -> PromptMessageMultipart:
     """
     if _may_hold_escape(text):
         return decode_multipart(json.loads(text))
-    return PromptMessageMultipart.model_validate_json(text)
+    try:
+        return PromptMessageMultipart.model_validate_json(text)
+    except ValidationError as error:
+        if not any(detail["type"] == "json_invalid" for detail in error.errors()):
+            raise
+    # Only a row written before surrogates were escaped gets here (see the module's notes):
+    # Python's JSON parser accepts its `\udXXX` escapes and gives back the string as it was.
+    return decode_multipart(json.loads(text))
 
 
 def decode_provider_json(text: str | None) -> Any:
     """`decode_provider` of the stored JSON text of a provider history item list."""
     if text is None or text == "null":  # SQL NULL, or the JSON null SQLAlchemy stores for None
         return None
-    data = pydantic_core.from_json(text)  # twice as fast as json.loads on these documents
+    try:
+        data = pydantic_core.from_json(text)  # twice as fast as json.loads on these documents
+    except ValueError:
+        data = json.loads(text)  # a row with unescaped surrogates, as in decode_multipart_json
     if _may_hold_escape(text):
-        data = unescape_nul(data)
+        data = unescape_unstorable(data)
     # Only items stored from SDK objects carry the tag; plain dicts need no walk.
     return decode_provider(data) if _TYPE_KEY in text else data
 
