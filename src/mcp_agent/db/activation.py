@@ -25,7 +25,7 @@ def configured_database_url() -> str | None:
 
     try:
         loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+    except (OSError, yaml.YAMLError, RecursionError, ValueError):
         return None  # upstream reports a broken file itself
     database = loaded.get("database") if isinstance(loaded, dict) else None
     url = database.get("url") if isinstance(database, dict) else None

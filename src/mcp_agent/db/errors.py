@@ -5,7 +5,11 @@ passed through `redact_url` before they reach a message.
 
     FastAgentDbError
     ├── DatabaseUrlError          a URL that cannot be parsed or names an unsupported backend
+    ├── InputError                a value the database cannot hold (too long, NUL, out of range)
     ├── DatabaseUnavailableError  the server or file cannot be reached or opened
+    │   ├── DatabaseLockedError   a SQLite file stayed locked by another writer too long
+    │   └── ConnectionLostError   the connection broke while a command was working
+    ├── DatabaseRefusedError      the database refused a statement (a value, a constraint)
     └── SchemaOutOfDateError      the database schema is not at the revision this code needs
 """
 
@@ -29,8 +33,30 @@ class DatabaseUrlError(FastAgentDbError, ValueError):
     """The database URL is malformed or names a backend we do not support."""
 
 
+class InputError(FastAgentDbError, ValueError):
+    """A value refused at the boundary, before it reaches the database: text longer than its
+    column, a NUL character, a number outside the column's range. The message names the field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class DatabaseUnavailableError(FastAgentDbError):
     """The database could not be reached or opened."""
+
+
+class DatabaseLockedError(DatabaseUnavailableError):
+    """A SQLite file stayed locked by another process's write for longer than the busy timeout."""
+
+
+class ConnectionLostError(DatabaseUnavailableError):
+    """The connection to the database broke while a command was using it."""
+
+
+class DatabaseRefusedError(FastAgentDbError):
+    """The database refused a statement: a value it cannot hold, a constraint it enforces."""
 
 
 class SchemaOutOfDateError(FastAgentDbError):

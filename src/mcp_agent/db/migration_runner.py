@@ -41,6 +41,7 @@ from mcp_agent.db.engine import (
     SQLITE_BEGIN_MODE,
     create_sync_database_engine,
     describe_connection_error,
+    driver_message,
 )
 from mcp_agent.db.errors import DatabaseUnavailableError, FastAgentDbError, SchemaOutOfDateError
 from mcp_agent.db.models import VERSION_TABLE, Base
@@ -498,11 +499,7 @@ class MigrationRunner:
                 f"{what} failed on {redact_url(self._raw_url)} and was rolled back: {error}"
             ) from None
         except DBAPIError as error:
-            lines = str(getattr(error, "orig", None) or error).strip().splitlines()
-            detail = lines[0] if lines else type(error).__name__
-            password = self._engine.url.password
-            if password:
-                detail = detail.replace(str(password), "***")
+            detail = driver_message(error, self._engine.url)
             raise FastAgentDbError(
                 f"{what} failed on {redact_url(self._raw_url)} and was rolled back: {detail}"
             ) from error

@@ -7,7 +7,6 @@ import os
 from typing import Self
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -15,12 +14,15 @@ from mcp_agent.db.engine import (
     check_connection,
     create_async_database_engine,
     describe_connection_error,
+    prepare_sqlite_file,
 )
 from mcp_agent.db.errors import SchemaOutOfDateError
 from mcp_agent.db.models import VERSION_TABLE
 from mcp_agent.db.urls import (
     DATABASE_URL_ENV,
+    is_secret_parameter,
     is_sqlite,
+    parse_url,
     redact_url,
     resolve_database_url,
     sqlite_file,
@@ -29,6 +31,8 @@ from mcp_agent.db.urls import (
 
 #: Stands in for the password in a suggested command; the user substitutes it.
 PASSWORD_PLACEHOLDER = "<password>"
+#: Marks where placeholders go while the URL is rendered (which would percent-encode `<>`).
+_PLACEHOLDER_SENTINEL = "FASTAGENTDBPLACEHOLDER"
 #: How many of a database's other tables an error message names.
 TABLES_NAMED_IN_MESSAGES = 5
 
@@ -41,23 +45,36 @@ def _shell_quoted(argument: str) -> str:
 def how_to_run_db_upgrade(raw_url: str) -> str:
     """How to run `fast-agent-db db upgrade` on `raw_url`, as the end of a sentence.
 
-    The password never appears, and neither does `***`, which cannot be run: a URL taken from
+    No secret appears, and neither does `***`, which cannot be run: a URL taken from
     FAST_AGENT_DATABASE_URL is not repeated (the command reads the same variable), and a URL
-    with a password gets a placeholder the user replaces.
+    with a password or a secret query parameter gets placeholders the user replaces.
     """
     if raw_url.strip() == os.environ.get(DATABASE_URL_ENV, "").strip():
         return f"run: fast-agent-db db upgrade (it reads {DATABASE_URL_ENV}, as this run did)"
     url = to_async_url(raw_url)
-    if url.password:
-        sentinel = "FASTAGENTDBPASSWORDPLACEHOLDER"
-        shown = (
-            make_url(raw_url.strip())
-            .set(password=sentinel)
-            .render_as_string(hide_password=False)
-            .replace(sentinel, PASSWORD_PLACEHOLDER)
+    secret_parameters = [name for name in url.query if is_secret_parameter(name)]
+    if url.password or secret_parameters:
+        typed = parse_url(raw_url.strip() if "://" in raw_url else f"sqlite:///{raw_url.strip()}")
+        # Numbered sentinels, so that `pass` is not found inside `password`'s.
+        placeholders = {
+            f"{_PLACEHOLDER_SENTINEL}{number}Q": f"<{name}>"
+            for number, name in enumerate(secret_parameters)
+        }
+        sentinel_of = dict(zip(secret_parameters, placeholders, strict=True))
+        password_sentinel = f"{_PLACEHOLDER_SENTINEL}PQ"
+        with_sentinels = typed.set(
+            password=password_sentinel if typed.password else None,
+            query={name: sentinel_of.get(name, value) for name, value in typed.query.items()},
         )
+        shown = with_sentinels.render_as_string(hide_password=False)
+        shown = shown.replace(password_sentinel, PASSWORD_PLACEHOLDER)
+        for sentinel, placeholder in placeholders.items():
+            shown = shown.replace(sentinel, placeholder)
+        named = [PASSWORD_PLACEHOLDER] if typed.password else []
+        named = list(dict.fromkeys([*named, *placeholders.values()]))
+        what = "the database password" if named == [PASSWORD_PLACEHOLDER] else "the real values"
         return (
-            f"run, with the database password in place of {PASSWORD_PLACEHOLDER}: "
+            f"run, with {what} in place of {', '.join(named)}: "
             f"fast-agent-db db upgrade --database-url {_shell_quoted(shown)}"
         )
     shown = raw_url.strip()
@@ -92,17 +109,49 @@ class DatabaseRuntime:
     ) -> Self:
         """Connect to `database_url` (or the configured default) and check its schema.
 
-        With `create_if_empty`, a database with no tables at all gets the current schema from
-        the migrations first, so a run on a fresh database just works; read-only callers pass
-        False and get SchemaOutOfDateError instead.
+        A missing SQLite file is created (0600). With `create_if_empty`, a database with no
+        tables at all gets the current schema from the migrations first, so a run on a fresh
+        database just works; callers that must not create anything use `open_existing`.
 
         Raises:
             DatabaseUrlError: the URL is malformed or names an unsupported backend.
             DatabaseUnavailableError: the database cannot be reached.
             SchemaOutOfDateError: the schema is not at this code's revision.
         """
+        return await cls._open(
+            database_url, check_schema=check_schema, create_if_empty=create_if_empty, create=True
+        )
+
+    @classmethod
+    async def open_existing(
+        cls, database_url: str | None = None, *, check_schema: bool = True
+    ) -> Self:
+        """Connect to a database that exists already, creating nothing: no SQLite file (a
+        mistyped path is an error naming it, and no empty file is left behind), no schema.
+
+        For commands that only read, or change only what is there (delete, prune).
+
+        Raises:
+            DatabaseUrlError: the URL is malformed or names an unsupported backend.
+            DatabaseUnavailableError: the database cannot be reached, or its file is missing.
+            SchemaOutOfDateError: the schema is not at this code's revision, or absent.
+        """
+        return await cls._open(
+            database_url, check_schema=check_schema, create_if_empty=False, create=False
+        )
+
+    @classmethod
+    async def _open(
+        cls,
+        database_url: str | None,
+        *,
+        check_schema: bool,
+        create_if_empty: bool,
+        create: bool,
+    ) -> Self:
         raw_url = resolve_database_url(database_url)
-        engine = create_async_database_engine(raw_url)
+        await asyncio.to_thread(prepare_sqlite_file, raw_url, create=create)
+        engine = create_async_database_engine(raw_url, create_file=create)
         runtime = cls(engine, raw_url=raw_url)
         try:
             await check_connection(engine)

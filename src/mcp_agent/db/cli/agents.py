@@ -9,11 +9,12 @@ import typer
 from rich.table import Table
 
 from mcp_agent.db.cli.config import current_user
-from mcp_agent.db.cli.options import DatabaseUrlOption
+from mcp_agent.db.cli.options import DatabaseUrlOption, agent_name_text
 from mcp_agent.db.cli.output import console, error_console, run_async
 from mcp_agent.db.definitions.bundles import bundle_yaml, read_bundle
 from mcp_agent.db.definitions.specs import AgentDefinition, DefinitionError, PutResult
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
+from mcp_agent.db.limits import VERSION_RANGE
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.yaml_files import dump_yaml
 from mcp_agent.db.urls import resolve_database_url
@@ -25,8 +26,19 @@ app = typer.Typer(
 
 
 async def _with_store(database_url: str | None, work):  # noqa: ANN001, ANN202 - small adapter
+    """Run `work` on the definitions of a database that exists: only `agents import` (which
+    goes through `_with_new_or_existing_store`) may create one."""
+    async with await DatabaseRuntime.open_existing(resolve_database_url(database_url)) as runtime:
+        return await work(SqlDefinitionStore(runtime))
+
+
+async def _with_new_or_existing_store(database_url: str | None, work):  # noqa: ANN001, ANN202
     async with await DatabaseRuntime.open(resolve_database_url(database_url)) as runtime:
         return await work(SqlDefinitionStore(runtime))
+
+
+def _name_argument(help_text: str) -> typer.models.ArgumentInfo:
+    return typer.Argument(help=help_text, metavar="NAME", parser=agent_name_text)
 
 
 def _print_results(results: list[PutResult]) -> None:
@@ -60,8 +72,13 @@ def list_(database_url: DatabaseUrlOption = None) -> None:
 
 @app.command()
 def show(
-    name: Annotated[str, typer.Argument(help="The agent.")],
-    version: Annotated[int | None, typer.Option(help="A version (default: current).")] = None,
+    name: Annotated[str, _name_argument("The agent.")],
+    version: Annotated[
+        int | None,
+        typer.Option(
+            help="A version (default: current).", min=VERSION_RANGE[0], max=VERSION_RANGE[1]
+        ),
+    ] = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Show one definition as YAML."""
@@ -84,7 +101,7 @@ def show(
 
 @app.command()
 def history(
-    name: Annotated[str, typer.Argument(help="The agent.")],
+    name: Annotated[str, _name_argument("The agent.")],
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List every version of an agent."""
@@ -108,8 +125,16 @@ def history(
 
 @app.command()
 def rollback(
-    name: Annotated[str, typer.Argument(help="The agent.")],
-    version: Annotated[int, typer.Argument(help="The version to restore.")],
+    name: Annotated[str, _name_argument("The agent.")],
+    version: Annotated[
+        int,
+        typer.Argument(
+            help="The version to restore.",
+            metavar="VERSION",
+            min=VERSION_RANGE[0],
+            max=VERSION_RANGE[1],
+        ),
+    ],
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Restore an earlier version (as a new version; history is never rewritten)."""
@@ -123,7 +148,7 @@ def rollback(
 
 @app.command()
 def delete(
-    name: Annotated[str, typer.Argument(help="The agent.")],
+    name: Annotated[str, _name_argument("The agent.")],
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Delete an agent (refused while another agent refers to it). Its history is kept."""
@@ -142,7 +167,7 @@ def import_(
     does not run."""
     specs = read_bundle(bundle)
     results = run_async(
-        _with_store(
+        _with_new_or_existing_store(
             database_url,
             lambda store: store.put(specs, source="import", created_by=current_user()),
         )
@@ -152,7 +177,10 @@ def import_(
 
 @app.command()
 def export(
-    names: Annotated[list[str] | None, typer.Argument(help="Agents (default: all).")] = None,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Agents (default: all).", metavar="NAME...", parser=agent_name_text),
+    ] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:

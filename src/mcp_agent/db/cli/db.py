@@ -47,7 +47,8 @@ async def _plan_downgrade(raw_url: str, target: str) -> DowngradePlan:
 
 
 async def _status(raw_url: str) -> SchemaStatus:
-    async with await DatabaseRuntime.open(raw_url, check_schema=False) as runtime:
+    # Reading the status creates nothing: not a missing SQLite file, not a schema.
+    async with await DatabaseRuntime.open_existing(raw_url, check_schema=False) as runtime:
         return await describe_schema(runtime)
 
 

@@ -11,11 +11,18 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from mcp_agent.db.cli.options import DatabaseUrlOption
+from mcp_agent.db.cli.options import (
+    DatabaseUrlOption,
+    agent_name_text,
+    execution_id_text,
+    model_name_text,
+    session_id_text,
+)
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.executions.base import ExecutionRecord
 from mcp_agent.db.executions.reports import GroupBy, UsageRow, usage_report
 from mcp_agent.db.executions.sql import SqlExecutionStore
+from mcp_agent.db.limits import INTEGER_MAX
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import resolve_database_url
 
@@ -25,21 +32,36 @@ _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_since(text: str | None) -> datetime | None:
-    """`30m`, `24h`, `7d` (ago) or an ISO timestamp (UTC when it names no zone)."""
+def is_duration(text: str) -> bool:
+    """Whether `text` is an age like `30m`, `24h`, `7d` or `4w`."""
+    return _DURATION.match(text.strip()) is not None
+
+
+def parse_since(text: str | None, *, option: str = "--since") -> datetime | None:
+    """`30m`, `24h`, `7d` (ago) or an ISO timestamp (UTC when it names no zone), in UTC.
+
+    A time before the year 1 or after 9999 (Python's, and so both backends', range) is bad
+    input naming `option`, not an OverflowError.
+    """
     if text is None:
         return None
     match = _DURATION.match(text.strip())
-    if match:
-        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
+        if match:
+            amount, unit = match.groups()
+            return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
         fail(
-            f"--since {text!r}: expected a duration like 30m, 24h, 7d or an ISO timestamp",
+            f"{option} {text!r}: too far from now; times from the year 1 to 9999 can be given",
             code=EXIT_BAD_INPUT,
         )
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except ValueError:
+        fail(
+            f"{option} {text!r}: expected a duration like 30m, 24h, 7d or an ISO timestamp",
+            code=EXIT_BAD_INPUT,
+        )
 
 
 def _cost(cost: Decimal | None) -> str:
@@ -56,13 +78,16 @@ def _label(record: ExecutionRecord) -> str:
 
 
 async def _with_store(database_url: str | None, work):  # noqa: ANN001, ANN202 - small adapter
-    async with await DatabaseRuntime.open(resolve_database_url(database_url)) as runtime:
+    # Reading only: a mistyped path creates no database.
+    async with await DatabaseRuntime.open_existing(resolve_database_url(database_url)) as runtime:
         return await work(SqlExecutionStore(runtime))
 
 
 @app.command("list")
 def list_(
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(help="At most this many, newest first.", min=1, max=INTEGER_MAX)
+    ] = 20,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List recent user-level executions."""
@@ -86,7 +111,14 @@ def list_(
 
 @app.command()
 def show(
-    execution_id: Annotated[str, typer.Argument(help="The execution (see executions list).")],
+    execution_id: Annotated[
+        str,
+        typer.Argument(
+            help="The execution (see executions list).",
+            metavar="EXECUTION_ID",
+            parser=execution_id_text,
+        ),
+    ],
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Show an execution and its sub-calls as a tree with durations, tokens and cost."""
@@ -109,9 +141,15 @@ def show(
 
 
 def usage(
-    session: Annotated[str | None, typer.Option("--session", help="Only this session.")] = None,
-    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Only this model.")] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Only this session.", parser=session_id_text)
+    ] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Only this agent.", parser=agent_name_text)
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Only this model.", parser=model_name_text)
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="30m, 24h, 7d or ISO time.")] = None,
     by: Annotated[str, typer.Option("--by", help="Group by model, agent or session.")] = "model",
     database_url: DatabaseUrlOption = None,
@@ -123,7 +161,9 @@ def usage(
     since_time = parse_since(since)
 
     async def work() -> list[UsageRow]:
-        async with await DatabaseRuntime.open(resolve_database_url(database_url)) as runtime:
+        async with await DatabaseRuntime.open_existing(
+            resolve_database_url(database_url)
+        ) as runtime:
             return await usage_report(
                 runtime,
                 group_by=group,

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mcp_agent.db.cli.executions import parse_since
-from mcp_agent.db.cli.options import DatabaseUrlOption
+from mcp_agent.db.cli.executions import is_duration, parse_since
+from mcp_agent.db.cli.options import DatabaseUrlOption, agent_name_text, session_id_text
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.events.base import EventRecord
 from mcp_agent.db.events.queries import LEVELS, read_events
+from mcp_agent.db.limits import INTEGER_MAX
 from mcp_agent.db.retention import PruneReport, prune
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import resolve_database_url
@@ -30,11 +31,17 @@ def _line(record: EventRecord) -> str:
 
 
 def logs(
-    session: Annotated[str | None, typer.Option("--session", help="Only this session.")] = None,
-    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Only this session.", parser=session_id_text)
+    ] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Only this agent.", parser=agent_name_text)
+    ] = None,
     level: Annotated[str | None, typer.Option("--level", help="Minimum level.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="30m, 24h, 7d or ISO time.")] = None,
-    limit: Annotated[int, typer.Option(help="Show the newest N first.")] = 200,
+    limit: Annotated[
+        int, typer.Option(help="Show the newest N first.", min=1, max=INTEGER_MAX)
+    ] = 200,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events.")
     ] = False,
@@ -46,7 +53,10 @@ def logs(
     since_time = parse_since(since)
 
     async def work() -> None:
-        async with await DatabaseRuntime.open(resolve_database_url(database_url)) as runtime:
+        # Reading only: a mistyped path creates no database.
+        async with await DatabaseRuntime.open_existing(
+            resolve_database_url(database_url)
+        ) as runtime:
             filters = dict(session_id=session, agent_name=agent, min_level=level, since=since_time)
             last_id: int | None = None
             while True:
@@ -82,15 +92,18 @@ def prune_command(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Delete events and executions (and with --sessions, idle sessions) older than the age."""
-    if older_than[:1].isdigit() is False or older_than[-1:] not in "smhdw":
+    if not is_duration(older_than):
         fail(
             f"--older-than {older_than!r}: expected an age like 30d, 12h or 4w", code=EXIT_BAD_INPUT
         )
-    cutoff = parse_since(older_than)
+    cutoff = parse_since(older_than, option="--older-than")
     assert cutoff is not None
 
     async def work() -> PruneReport:
-        async with await DatabaseRuntime.open(resolve_database_url(database_url)) as runtime:
+        # Prunes what is there: a mistyped path creates no database.
+        async with await DatabaseRuntime.open_existing(
+            resolve_database_url(database_url)
+        ) as runtime:
             return await prune(runtime, older_than=cutoff, sessions=sessions)
 
     report = run_async(work())

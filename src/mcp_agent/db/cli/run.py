@@ -6,18 +6,32 @@ from typing import Annotated
 
 import typer
 
-from mcp_agent.db.cli.options import DatabaseUrlOption
+from mcp_agent.db.cli.options import (
+    DatabaseUrlOption,
+    agent_name_text,
+    model_name_text,
+    plain_text,
+    session_id_text,
+)
 from mcp_agent.db.cli.output import console, run_async
 from mcp_agent.db.fastagent import FastAgent
 from mcp_agent.db.urls import resolve_database_url
 
 SessionOption = Annotated[
     str | None,
-    typer.Option("--session", help="Continue this session (default: a new one, shown)."),
+    typer.Option(
+        "--session",
+        help="Continue this session (default: a new one, shown).",
+        parser=session_id_text,
+    ),
 ]
 ModelOption = Annotated[
     str | None,
-    typer.Option("--model", help="Model for agents whose definition names none (as upstream)."),
+    typer.Option(
+        "--model",
+        help="Model for agents whose definition names none (as upstream).",
+        parser=model_name_text,
+    ),
 ]
 
 
@@ -35,8 +49,15 @@ async def _app(
 
 
 def run(
-    agent: Annotated[str, typer.Argument(help="The agent or workflow to run.")],
-    message: Annotated[str, typer.Option("-m", "--message", help="The message to send.")],
+    agent: Annotated[
+        str,
+        typer.Argument(
+            help="The agent or workflow to run.", metavar="AGENT", parser=agent_name_text
+        ),
+    ],
+    message: Annotated[
+        str, typer.Option("-m", "--message", help="The message to send.", parser=plain_text)
+    ],
     session: SessionOption = None,
     model: ModelOption = None,
     database_url: DatabaseUrlOption = None,
@@ -52,7 +73,12 @@ def run(
 
 
 def chat(
-    agent: Annotated[str, typer.Argument(help="The agent or workflow to talk to.")],
+    agent: Annotated[
+        str,
+        typer.Argument(
+            help="The agent or workflow to talk to.", metavar="AGENT", parser=agent_name_text
+        ),
+    ],
     session: SessionOption = None,
     model: ModelOption = None,
     database_url: DatabaseUrlOption = None,

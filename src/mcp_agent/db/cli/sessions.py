@@ -9,22 +9,35 @@ import typer
 from mcp_agent.mcp.prompt_serialization import multipart_messages_to_json
 from rich.table import Table
 
-from mcp_agent.db.cli.options import DatabaseUrlOption
+from mcp_agent.db.cli.options import (
+    DatabaseUrlOption,
+    agent_name_text,
+    session_id_text,
+)
 from mcp_agent.db.cli.output import console, error_console, run_async
 from mcp_agent.db.conversations.base import StoredMessage
 from mcp_agent.db.conversations.sql import SqlConversationStore
+from mcp_agent.db.limits import INTEGER_MAX, SEQUENCE_RANGE
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import resolve_database_url
 
 app = typer.Typer(help="Sessions: list, show, fork, delete, export.", no_args_is_help=True)
 
 AgentOption = Annotated[
-    str | None, typer.Option("--agent", help="The agent (needed when several share the session).")
+    str | None,
+    typer.Option(
+        "--agent", help="The agent (needed when several share the session).", parser=agent_name_text
+    ),
 ]
 
 
+def _session_argument(help_text: str) -> typer.models.ArgumentInfo:
+    return typer.Argument(help=help_text, metavar="SESSION_ID", parser=session_id_text)
+
+
 async def _with_store(database_url: str | None, work):  # noqa: ANN001, ANN202 - small adapter
-    async with await DatabaseRuntime.open(resolve_database_url(database_url)) as runtime:
+    # Every command here works on sessions that exist: a mistyped path creates no database.
+    async with await DatabaseRuntime.open_existing(resolve_database_url(database_url)) as runtime:
         return await work(SqlConversationStore(runtime))
 
 
@@ -37,7 +50,9 @@ async def _agent_history(
 
 @app.command("list")
 def list_(
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option(help="At most this many, newest first.", min=1, max=INTEGER_MAX)
+    ] = 50,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List sessions, newest activity first."""
@@ -59,8 +74,10 @@ def list_(
 
 @app.command()
 def show(
-    session_id: Annotated[str, typer.Argument(help="The session.")],
-    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
+    session_id: Annotated[str, _session_argument("The session.")],
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Only this agent.", parser=agent_name_text)
+    ] = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Print a session's transcript, agent by agent."""
@@ -81,10 +98,21 @@ def show(
 
 @app.command()
 def fork(
-    session_id: Annotated[str, typer.Argument(help="The session to branch from.")],
-    at: Annotated[int, typer.Option("--at", help="The last message (sequence) to share.")],
+    session_id: Annotated[str, _session_argument("The session to branch from.")],
+    at: Annotated[
+        int,
+        typer.Option(
+            "--at",
+            help="The last message (sequence) to share.",
+            min=SEQUENCE_RANGE[0],
+            max=SEQUENCE_RANGE[1],
+        ),
+    ],
     agent: AgentOption = None,
-    new_id: Annotated[str | None, typer.Option("--new-id", help="Id for the new session.")] = None,
+    new_id: Annotated[
+        str | None,
+        typer.Option("--new-id", help="Id for the new session.", parser=session_id_text),
+    ] = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Start a new session sharing this one's history up to message --at (no rows copied)."""
@@ -101,7 +129,7 @@ def fork(
 
 @app.command()
 def delete(
-    session_id: Annotated[str, typer.Argument(help="The session.")],
+    session_id: Annotated[str, _session_argument("The session.")],
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Delete a session and its messages (refused while branches share its history)."""
@@ -111,7 +139,7 @@ def delete(
 
 @app.command()
 def export(
-    session_id: Annotated[str, typer.Argument(help="The session.")],
+    session_id: Annotated[str, _session_argument("The session.")],
     agent: AgentOption = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
     database_url: DatabaseUrlOption = None,

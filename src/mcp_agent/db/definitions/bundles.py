@@ -18,6 +18,7 @@ from mcp_agent.db.definitions.specs import (
     AgentSpec,
     DefinitionError,
 )
+from mcp_agent.db.settings.document import ConfigError
 from mcp_agent.db.settings.yaml_files import dump_yaml, read_yaml_file
 
 
@@ -25,7 +26,11 @@ def read_bundle(path: Path) -> list[AgentSpec]:
     """Definitions from a `.yaml`/`.yml` bundle or a `.py` script (its main is not run)."""
     if path.suffix == ".py":
         return read_script(path)
-    document = read_yaml_file(path)
+    try:
+        # Within the YAML bounds (size, alias expansion, depth): see settings.yaml_files.
+        document = read_yaml_file(path)
+    except ConfigError as error:
+        raise DefinitionError(error.problems) from None
     entries = document.get("agents")
     if not isinstance(entries, list):
         raise DefinitionError([f"{path}: expected a top-level 'agents:' list of definitions"])

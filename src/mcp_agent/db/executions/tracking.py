@@ -16,6 +16,7 @@ from typing import Any
 
 from mcp_agent.db import run_context
 from mcp_agent.db.conversations.binding import ConversationBinding
+from mcp_agent.db.engine import driver_message
 from mcp_agent.db.executions.base import ExecutionStart, ExecutionStore
 from mcp_agent.db.executions.usage import PriceBook, UsageTotals, usage_turn
 from mcp_agent.db.models.types import utc_now
@@ -136,7 +137,10 @@ class RunRecorder:
                                 execution_id,
                                 status="failed",
                                 finished_at=utc_now(),
-                                error=f"its turn could not be stored: {write_error!r}",
+                                # The driver's first line: never SQLAlchemy's text, which carries
+                                # the statement's parameters (message text).
+                                error="its turn could not be stored: "
+                                + driver_message(write_error),
                                 totals=totals,
                                 turns=turns,
                             )
