@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from mcp_agent.db.cli.app import app
 from mcp_agent.db.engine import create_sync_database_engine
 from mcp_agent.db.migration_runner import head_revision
-from mcp_agent.db.urls import DATABASE_URL_ENV, sqlite_file, to_async_url
+from mcp_agent.db.urls import DATABASE_URL_ENV, is_sqlite, sqlite_file, to_async_url
 
 runner = CliRunner()
 
@@ -28,7 +28,8 @@ def test_tour_creates_its_own_embedded_database(tmp_path, monkeypatch) -> None:
 
 def test_upgrade_status_current_downgrade(empty_database_url: str) -> None:
     url = ["--database-url", empty_database_url]
-    sqlite_path = sqlite_file(to_async_url(empty_database_url))
+    parsed = to_async_url(empty_database_url)
+    sqlite_path = sqlite_file(parsed) if is_sqlite(parsed) else None
     if sqlite_path is not None:
         # Reading commands create no file; an existing empty file is an empty database.
         sqlite_path.touch()
