@@ -12,11 +12,11 @@ from rich.table import Table
 from rich.tree import Tree
 
 from mcp_agent.db.cli.options import (
+    AgentFilterOption,
     DatabaseUrlOption,
-    agent_name_text,
+    SessionFilterOption,
     execution_id_text,
     model_name_text,
-    session_id_text,
 )
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.executions.base import ExecutionRecord
@@ -141,12 +141,8 @@ def show(
 
 
 def usage(
-    session: Annotated[
-        str | None, typer.Option("--session", help="Only this session.", parser=session_id_text)
-    ] = None,
-    agent: Annotated[
-        str | None, typer.Option("--agent", help="Only this agent.", parser=agent_name_text)
-    ] = None,
+    session: SessionFilterOption = None,
+    agent: AgentFilterOption = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Only this model.", parser=model_name_text)
     ] = None,

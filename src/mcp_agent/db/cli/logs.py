@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from mcp_agent.db.cli.executions import is_duration, parse_since
-from mcp_agent.db.cli.options import DatabaseUrlOption, agent_name_text, session_id_text
+from mcp_agent.db.cli.options import AgentFilterOption, DatabaseUrlOption, SessionFilterOption
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.events.base import EventRecord
 from mcp_agent.db.events.queries import LEVELS, read_events
@@ -31,12 +31,8 @@ def _line(record: EventRecord) -> str:
 
 
 def logs(
-    session: Annotated[
-        str | None, typer.Option("--session", help="Only this session.", parser=session_id_text)
-    ] = None,
-    agent: Annotated[
-        str | None, typer.Option("--agent", help="Only this agent.", parser=agent_name_text)
-    ] = None,
+    session: SessionFilterOption = None,
+    agent: AgentFilterOption = None,
     level: Annotated[str | None, typer.Option("--level", help="Minimum level.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="30m, 24h, 7d or ISO time.")] = None,
     limit: Annotated[

@@ -71,3 +71,11 @@ execution_id_text = bounded_text(EXECUTION_ID_MAX_LENGTH)
 model_name_text = bounded_text(MODEL_NAME_MAX_LENGTH)
 #: Free text (a message, a filter): only NUL is refused.
 plain_text = bounded_text(None)
+
+#: Filters shared by the commands that read the event log and the executions.
+SessionFilterOption = Annotated[
+    str | None, typer.Option("--session", help="Only this session.", parser=session_id_text)
+]
+AgentFilterOption = Annotated[
+    str | None, typer.Option("--agent", help="Only this agent.", parser=agent_name_text)
+]
