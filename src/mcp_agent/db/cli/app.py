@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from mcp_agent.cli.commands import check_config, quickstart, setup
 from mcp_agent.cli.commands import go as upstream_go
+from mcp_agent.cli.commands import quickstart, setup
 
 from mcp_agent.db import __version__
-from mcp_agent.db.cli import agents, config, db, executions, models, servers, sessions
+from mcp_agent.db.cli import agents, check, config, db, executions, models, servers, sessions
 from mcp_agent.db.cli.logs import logs, prune_command
 from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import ReportingGroup, console
@@ -63,7 +63,7 @@ def root(
 # Upstream's own commands, unchanged (go is pointed at the database by the root callback).
 app.add_typer(upstream_go.app, name="go", help="Run an agent from the command line (upstream).")
 app.add_typer(setup.app, name="setup", help="Set up a new agent project (upstream).")
-app.add_typer(check_config.app, name="check", help="Show or diagnose configuration (upstream).")
+app.add_typer(check.app, name="check")
 app.add_typer(quickstart.app, name="bootstrap", help="Create example applications (upstream).")
 app.add_typer(quickstart.app, name="quickstart", help="Create example applications (upstream).")
 app.add_typer(db.app, name="db")
