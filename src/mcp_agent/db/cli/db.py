@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mcp_agent.db.cli import db_local
 from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.inspection import SchemaStatus, describe_schema
@@ -19,6 +20,7 @@ from mcp_agent.db.urls import redact_url, resolve_database_url
 app = typer.Typer(
     help="Create, upgrade and inspect the fast-agent-db schema.", no_args_is_help=True
 )
+app.add_typer(db_local.app, name="local")
 
 
 async def _migrate(
