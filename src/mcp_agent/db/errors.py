@@ -10,7 +10,11 @@ passed through `redact_url` before they reach a message.
     │   ├── DatabaseLockedError   a SQLite file stayed locked by another writer too long
     │   └── ConnectionLostError   the connection broke while a command was working
     ├── DatabaseRefusedError      the database refused a statement (a value, a constraint)
-    └── SchemaOutOfDateError      the database schema is not at the revision this code needs
+    ├── SchemaOutOfDateError      the database schema is not at the revision this code needs
+    ├── UnknownValueError         an id or filter value that names nothing in the database
+    ├── SessionError              a session operation that cannot be done (branches, agents)
+    ├── ConfigError               invalid configuration input, every problem listed
+    └── DefinitionError           agent definitions that cannot be stored or run
 """
 
 from __future__ import annotations
@@ -69,3 +73,28 @@ class SchemaOutOfDateError(FastAgentDbError):
         self.current = current
         self.required = required
         self.state: SchemaState = state
+
+
+class UnknownValueError(FastAgentDbError, LookupError):
+    """A value the user typed names nothing in the database: an id no row has (or a prefix of
+    several), a filter value no row matches. The message says which, and what there is."""
+
+
+class SessionError(FastAgentDbError):
+    """A session operation that cannot be done; the message says why."""
+
+
+class ConfigError(FastAgentDbError):
+    """Invalid configuration input; `problems` lists each one with its file and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("Invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class DefinitionError(FastAgentDbError):
+    """Definitions that cannot be stored or run; `problems` names each agent and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("Invalid agent definitions:\n  " + "\n  ".join(problems))
+        self.problems = problems

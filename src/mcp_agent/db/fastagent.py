@@ -27,6 +27,7 @@ from mcp_agent.core.exceptions import (
     ServerInitializationError,
 )
 from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
+from sqlalchemy.exc import SQLAlchemyError
 
 from mcp_agent.db import run_context
 from mcp_agent.db.conversations.binding import ConversationBinding
@@ -34,6 +35,7 @@ from mcp_agent.db.conversations.sql import SqlConversationStore, make_session_id
 from mcp_agent.db.definitions.loader import captured_specs, register_definitions
 from mcp_agent.db.definitions.specs import AgentSpec
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
+from mcp_agent.db.errors import FastAgentDbError
 from mcp_agent.db.events.capture import EventWriter, spill_directory
 from mcp_agent.db.events.shutdown import interrupt_on_sigterm, restore_sigterm
 from mcp_agent.db.events.sql import SqlEventSink
@@ -264,7 +266,9 @@ class FastAgent(UpstreamFastAgent):
         async with await DatabaseRuntime.open(self.database_url) as runtime:
             await self.record_definitions(runtime)
             conversations = SqlConversationStore(runtime)
-            await conversations.ensure_session(self.session_id, app_name=self.app.name)
+            created_session = await conversations.ensure_session(
+                self.session_id, app_name=self.app.name
+            )
             binding = ConversationBinding(conversations, self.session_id)
             executions = SqlExecutionStore(runtime)
             await interrupt_dead_workers(executions)
@@ -303,6 +307,8 @@ class FastAgent(UpstreamFastAgent):
                     await writer.close()
                 finally:
                     restore_sigterm(sigterm)
+                if created_session:
+                    await _discard_empty_session(conversations, self.session_id)
 
     def _announce_session(self) -> None:
         """One line on stderr naming the session, so the user can continue it; not in
@@ -319,3 +325,16 @@ class FastAgent(UpstreamFastAgent):
         """`database.events_level` (default info): independent of the console's logger.level."""
         database = self.config.get("database") or {}
         return str(database.get("events_level") or "info")
+
+
+async def _discard_empty_session(conversations: SqlConversationStore, session_id: str) -> None:
+    """A run that stored nothing (it failed before its first turn, or sent none) leaves no
+    empty session behind. Best effort: the run's own outcome (an error on its way out) is
+    what the user must see, not a second failure here."""
+    try:
+        await conversations.discard_if_empty(session_id)
+    except (FastAgentDbError, SQLAlchemyError) as error:
+        print(
+            f"fast-agent-db: the empty session {session_id} could not be removed: {error}",
+            file=sys.stderr,
+        )

@@ -25,9 +25,10 @@ class PruneReport:
 
 
 async def prune(
-    runtime: DatabaseRuntime, *, older_than: datetime, sessions: bool = False
+    runtime: DatabaseRuntime, *, older_than: datetime, sessions: bool = False, apply: bool = True
 ) -> PruneReport:
-    """Remove what is older than `older_than`, in one transaction, and say exactly what.
+    """Remove what is older than `older_than`, in one transaction, and say exactly what;
+    with `apply=False` only count it (nothing is locked or changed).
 
     * events: on PostgreSQL whole monthly partitions ending before the cutoff are dropped;
       remaining older rows (the DEFAULT partition, the month of the cutoff) are deleted;
@@ -54,10 +55,19 @@ async def prune(
                 if month_start(start, 1) <= older_than:
                     counted = await session.scalar(text(f'SELECT count(*) FROM "{name}"'))
                     report.events += int(counted or 0)
-                    await session.execute(text(f'DROP TABLE "{name}"'))
+                    if apply:
+                        await session.execute(text(f'DROP TABLE "{name}"'))
                     report.partitions_dropped.append(name)
-        removed = await session.execute(delete(EventRow).where(EventRow.occurred_at < older_than))
-        report.events += removed.rowcount or 0
+        old_events = EventRow.occurred_at < older_than
+        if apply:
+            removed = await session.execute(delete(EventRow).where(old_events))
+            report.events += removed.rowcount or 0
+        else:
+            # Every row of a partition that would be dropped is older than the cutoff too.
+            report.events = int(
+                await session.scalar(select(func.count()).select_from(EventRow).where(old_events))
+                or 0
+            )
 
         roots = select(ExecutionRow.execution_id).where(
             ExecutionRow.parent_execution_id.is_(None),
@@ -71,9 +81,10 @@ async def prune(
             )
         )
         report.executions = int(await session.scalar(select(func.count()).select_from(tree)) or 0)
-        await session.execute(
-            delete(ExecutionRow).where(ExecutionRow.execution_id.in_(roots.scalar_subquery()))
-        )
+        if apply:
+            await session.execute(
+                delete(ExecutionRow).where(ExecutionRow.execution_id.in_(roots.scalar_subquery()))
+            )
 
         if sessions:
             branched_from = select(SessionRow.parent_session_id).where(
@@ -90,11 +101,12 @@ async def prune(
                     )
                     or 0
                 )
-                await session.execute(
-                    delete(MessageRow).where(MessageRow.session_id.in_(stale_ids))
-                )
-                await session.execute(
-                    delete(SessionRow).where(SessionRow.session_id.in_(stale_ids))
-                )
+                if apply:
+                    await session.execute(
+                        delete(MessageRow).where(MessageRow.session_id.in_(stale_ids))
+                    )
+                    await session.execute(
+                        delete(SessionRow).where(SessionRow.session_id.in_(stale_ids))
+                    )
             report.sessions = len(stale_ids)
     return report

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
+if TYPE_CHECKING:
+    # Only annotations use it: importing upstream's message types (all of mcp.types) is
+    # left to the code that builds or decodes messages.
+    from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +59,14 @@ class SessionSummary:
 
 
 class ConversationStore(Protocol):
-    async def ensure_session(self, session_id: str, *, app_name: str | None = None) -> None:
-        """Create the session if it does not exist (idempotent, safe under concurrency)."""
+    async def ensure_session(self, session_id: str, *, app_name: str | None = None) -> bool:
+        """Create the session if it does not exist (idempotent, safe under concurrency);
+        True when this call created it."""
+        ...
+
+    async def discard_if_empty(self, session_id: str) -> bool:
+        """Delete the session when nothing was stored in it (a run that failed before its
+        first turn, or sent none); True when it was deleted."""
         ...
 
     async def load(self, session_id: str, agent_name: str) -> list[StoredMessage]:

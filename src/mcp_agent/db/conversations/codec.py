@@ -22,11 +22,24 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import pydantic_core
-from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
 from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
+
+
+@cache
+def _multipart_class() -> type[PromptMessageMultipart]:
+    # Imported on first decode: upstream's message types (all of mcp.types) cost more
+    # start-up time than an admin command that never decodes a message takes in all.
+    from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
+
+    return PromptMessageMultipart
+
 
 _TYPE_KEY = "__fast_agent_db_type__"
 # NUL is stored as ESCAPE + "0", a surrogate as ESCAPE + "u" + its four hex digits, and ESCAPE
@@ -106,7 +119,7 @@ def encode_multipart(message: PromptMessageMultipart) -> dict[str, Any]:
 
 
 def decode_multipart(data: dict[str, Any]) -> PromptMessageMultipart:
-    return PromptMessageMultipart.model_validate(unescape_unstorable(data))
+    return _multipart_class().model_validate(unescape_unstorable(data))
 
 
 # How ESCAPE can appear in stored JSON text: literally (PostgreSQL's jsonb output) or as a
@@ -128,7 +141,7 @@ def decode_multipart_json(text: str) -> PromptMessageMultipart:
     if _may_hold_escape(text):
         return decode_multipart(json.loads(text))
     try:
-        return PromptMessageMultipart.model_validate_json(text)
+        return _multipart_class().model_validate_json(text)
     except ValidationError as error:
         if not any(detail["type"] == "json_invalid" for detail in error.errors()):
             raise

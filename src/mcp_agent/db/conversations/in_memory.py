@@ -14,8 +14,19 @@ class InMemoryConversationStore:
         self._messages: dict[tuple[str, str], list[StoredMessage]] = {}
         self._next_id = 1
 
-    async def ensure_session(self, session_id: str, *, app_name: str | None = None) -> None:
+    async def ensure_session(self, session_id: str, *, app_name: str | None = None) -> bool:
+        created = session_id not in self._sessions
         self._sessions.add(session_id)
+        return created
+
+    async def discard_if_empty(self, session_id: str) -> bool:
+        if session_id not in self._sessions or any(
+            stored_session == session_id and history
+            for (stored_session, _agent), history in self._messages.items()
+        ):
+            return False
+        self._sessions.discard(session_id)
+        return True
 
     async def load(self, session_id: str, agent_name: str) -> list[StoredMessage]:
         return list(self._messages.get((session_id, agent_name), []))

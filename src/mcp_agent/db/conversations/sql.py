@@ -22,14 +22,10 @@ from mcp_agent.db.conversations.codec import (
     encode_provider,
     escape_nul,
 )
-from mcp_agent.db.errors import FastAgentDbError
+from mcp_agent.db.errors import SessionError  # noqa: F401 - defined in errors, imported from here too
 from mcp_agent.db.models import MessageRow, SessionRow
 from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
-
-
-class SessionError(FastAgentDbError):
-    """A session operation that cannot be done; the message says why."""
 
 
 def make_session_id() -> str:
@@ -197,15 +193,41 @@ class SqlConversationStore:
     def __init__(self, runtime: DatabaseRuntime) -> None:
         self._runtime = runtime
 
-    async def ensure_session(self, session_id: str, *, app_name: str | None = None) -> None:
+    async def ensure_session(self, session_id: str, *, app_name: str | None = None) -> bool:
+        """Create the session unless it exists; True when this call created it."""
         async with self._runtime.sessions() as session:
             if await session.get(SessionRow, session_id) is not None:
-                return
+                return False
         try:
             async with self._runtime.sessions.begin() as session:
                 session.add(SessionRow(session_id=session_id, app_name=app_name))
         except IntegrityError:
-            pass  # another process created it first
+            return False  # another process created it first
+        return True
+
+    async def discard_if_empty(self, session_id: str) -> bool:
+        """Delete the session if nothing was stored in it: no message, no branch, and no
+        execution still running in it (another process may be mid-turn). One statement, so
+        a message stored meanwhile keeps it. True when it was deleted."""
+        from mcp_agent.db.models.executions import ExecutionRow
+
+        async with self._runtime.sessions.begin() as session:
+            deleted = await session.execute(
+                delete(SessionRow).where(
+                    SessionRow.session_id == session_id,
+                    ~select(MessageRow.message_id)
+                    .where(MessageRow.session_id == session_id)
+                    .exists(),
+                    ~select(SessionRow.session_id)
+                    .where(SessionRow.parent_session_id == session_id)
+                    .correlate(None)
+                    .exists(),
+                    ~select(ExecutionRow.execution_id)
+                    .where(ExecutionRow.session_id == session_id, ExecutionRow.status == "running")
+                    .exists(),
+                )
+            )
+            return bool(deleted.rowcount)
 
     async def load(self, session_id: str, agent_name: str) -> list[StoredMessage]:
         # Core, not ORM entities: a long session loads without an identity map of rows.
@@ -234,12 +256,20 @@ class SqlConversationStore:
     # -- administration (CLI and API), beyond what a running agent needs -----------------
 
     async def list_sessions(self, *, limit: int = 100) -> list[SessionSummary]:
+        return await self._summaries(
+            select(SessionRow).order_by(SessionRow.updated_at.desc()).limit(limit)
+        )
+
+    async def summary(self, session_id: str) -> SessionSummary:
+        """One session with its message counts by agent (its own rows, not its ancestors')."""
+        found = await self._summaries(select(SessionRow).where(SessionRow.session_id == session_id))
+        if not found:
+            raise SessionError(f"no session {session_id!r}")
+        return found[0]
+
+    async def _summaries(self, query: Select[tuple[SessionRow]]) -> list[SessionSummary]:
         async with self._runtime.sessions() as session:
-            rows = list(
-                await session.scalars(
-                    select(SessionRow).order_by(SessionRow.updated_at.desc()).limit(limit)
-                )
-            )
+            rows = list(await session.scalars(query))
             counts: dict[str, dict[str, int]] = {}
             if rows:
                 for session_id, agent, count in await session.execute(
@@ -272,10 +302,16 @@ class SqlConversationStore:
             return sorted(names)
 
     async def resolve_agent(self, session_id: str, agent_name: str | None) -> str:
-        """`agent_name`, or the session's only agent when none is named."""
-        if agent_name is not None:
-            return agent_name
+        """`agent_name` (which must have messages in the session), or the session's only
+        agent when none is named."""
         agents = await self.agents(session_id)
+        if agent_name is not None:
+            if agent_name not in agents:
+                raise SessionError(
+                    f"agent {agent_name!r} has no messages in session {session_id!r} "
+                    f"(its agents: {', '.join(agents) or 'none'})"
+                )
+            return agent_name
         if len(agents) != 1:
             raise SessionError(
                 f"session {session_id!r} has agents {', '.join(agents) or 'none'}: "
@@ -315,8 +351,9 @@ class SqlConversationStore:
             )
         return child
 
-    async def delete(self, session_id: str) -> int:
-        """Delete a session and its messages; refused while branches depend on it."""
+    async def delete(self, session_id: str, *, apply: bool = True) -> int:
+        """Delete a session and its messages; refused while branches depend on it. Returns
+        how many messages went; with `apply=False` only checks and counts."""
         async with self._runtime.sessions.begin() as session:
             if await session.get(SessionRow, session_id) is None:
                 raise SessionError(f"no session {session_id!r}")
@@ -329,6 +366,13 @@ class SqlConversationStore:
                 raise SessionError(
                     f"session {session_id!r} cannot be deleted: branches share its history: "
                     + ", ".join(sorted(branches))
+                )
+            if not apply:
+                return int(
+                    await session.scalar(
+                        select(func.count()).where(MessageRow.session_id == session_id)
+                    )
+                    or 0
                 )
             removed = await session.execute(
                 delete(MessageRow).where(MessageRow.session_id == session_id)

@@ -14,15 +14,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from mcp_agent.db.errors import FastAgentDbError
-
-
-class DefinitionError(FastAgentDbError):
-    """Definitions that cannot be stored or run; `problems` names each agent and field."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("Invalid agent definitions:\n  " + "\n  ".join(problems))
-        self.problems = problems
+from mcp_agent.db.errors import DefinitionError  # noqa: F401 - defined in errors, imported from here too
 
 
 class _SpecBase(BaseModel):

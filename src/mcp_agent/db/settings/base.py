@@ -28,8 +28,30 @@ class ConfigChange:
 
     @property
     def key(self) -> str:
+        """The key as users type it (`config set openai.api_key ...`)."""
+        field = _FIELDS_AS_TYPED.get(self.field or "", self.field)
+        return self._key(field)
+
+    def value_as_typed(self, value: Any) -> Any:
+        """An old or new value with fields named as users type them (a provider inserted
+        whole shows `api_key`, not the `api_key_ref` column)."""
+        if isinstance(value, dict) and self.field is None:
+            return {_FIELDS_AS_TYPED.get(name, name): item for name, item in value.items()}
+        return value
+
+    @property
+    def stored_key(self) -> str:
+        """The key with the column's name (`openai.api_key_ref`), as history rows hold it."""
+        return self._key(self.field)
+
+    def _key(self, field: str | None) -> str:
         prefix = "mcp.servers." if self.entity_type == "mcp_server" else ""
-        return f"{prefix}{self.entity_name}" + (f".{self.field}" if self.field else "")
+        return f"{prefix}{self.entity_name}" + (f".{field}" if field else "")
+
+
+#: Stored field names that differ from the key users type: a provider's API key is stored as
+#: a reference (`api_key_ref`), set and shown as `api_key`.
+_FIELDS_AS_TYPED = {"api_key_ref": "api_key"}
 
 
 class SettingsSource(Protocol):

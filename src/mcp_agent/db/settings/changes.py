@@ -107,7 +107,8 @@ def normalised_key(key: str) -> str:
 
 
 def _candidate_keys(change: ConfigChange) -> set[str]:
-    return {change.key, change.key.removeprefix("mcp.servers.")}
+    keys = {change.key, change.stored_key}
+    return keys | {key.removeprefix("mcp.servers.") for key in keys}
 
 
 def matches_key(change: ConfigChange, key: str | None) -> bool:

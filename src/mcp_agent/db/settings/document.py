@@ -22,7 +22,7 @@ from typing import Any
 from mcp_agent.config import LoggerSettings, MCPServerSettings, OpenTelemetrySettings, Settings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mcp_agent.db.errors import FastAgentDbError
+from mcp_agent.db.errors import ConfigError  # noqa: F401 - defined in errors, imported from here too
 from mcp_agent.db.settings import secrets
 from mcp_agent.db.settings.secrets import SecretError
 
@@ -54,14 +54,6 @@ TOP_LEVEL_SETTINGS = tuple(
     if name not in PROVIDER_SECTIONS and name not in ("mcp", *NESTED_SETTING_SECTIONS)
 )
 SERVER_FIELDS = tuple(name for name in MCPServerSettings.model_fields if name != "name")
-
-
-class ConfigError(FastAgentDbError):
-    """Invalid configuration input; `problems` lists each one with its file and field."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("Invalid configuration:\n  " + "\n  ".join(problems))
-        self.problems = problems
 
 
 class ProviderConfig(BaseModel):
