@@ -30,7 +30,8 @@ GUARD_S = 600
 
 def _cli(*arguments: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
     """`fast-agent-db ARGUMENTS` in a fresh interpreter, after running `prelude` in it."""
-    script = f"{prelude}\nimport sys\nfrom mcp_agent.db.cli import main\nmain()\n"
+    # The console script's entry point: `db` commands do not import upstream's agent stack.
+    script = f"{prelude}\nimport sys\nfrom fast_agent_db_cli import main\nmain()\n"
     environment = {
         k: v for k, v in os.environ.items() if k not in ("FAST_AGENT_DATABASE_URL", "COLUMNS")
     }

@@ -112,7 +112,7 @@ async def test_workflow_totals_equal_upstreams_usage_and_are_priced(
     by_agent = await ainvoke("usage", "--by", "agent", "--since", "1h", *url)
     assert "first" in by_agent.output and "second" in by_agent.output
     bad = await ainvoke("usage", "--since", "yesterday-ish", *url)
-    assert bad.exit_code == 2 and "expected a duration" in bad.output
+    assert bad.exit_code == 2 and "expected an age in s, min, h, d or w" in bad.output
 
 
 async def test_rows_of_a_dead_worker_are_marked_interrupted(database_url: str) -> None:

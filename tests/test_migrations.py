@@ -157,3 +157,11 @@ async def test_a_downgrade_plan_of_a_database_without_schema(empty_database_url:
                 runner.plan_downgrade("0001")
 
     await asyncio.to_thread(plan)
+
+
+def test_the_schema_head_constant_is_the_migration_chains_head() -> None:
+    """Commands check a database's revision against SCHEMA_HEAD without loading Alembic: a
+    new migration must move it along."""
+    from mcp_agent.db.schema_head import SCHEMA_HEAD
+
+    assert head_revision() == SCHEMA_HEAD

@@ -62,8 +62,8 @@ async def test_list_show_export_fork_delete(database_url: str, tmp_path) -> None
 
     refused = await ainvoke("sessions", "delete", "demo", *url)
     assert refused.exit_code == 2 and "branches share its history: demo-b" in refused.output
-    assert (await ainvoke("sessions", "delete", "demo-b", *url)).exit_code == 0
-    deleted = await ainvoke("sessions", "delete", "demo", *url)
+    assert (await ainvoke("sessions", "delete", "demo-b", "--yes", *url)).exit_code == 0
+    deleted = await ainvoke("sessions", "delete", "demo", "--yes", *url)
     assert "Deleted session demo (5 messages)" in deleted.output
     missing = await ainvoke("sessions", "show", "demo", *url)
     assert missing.exit_code == 2 and "no session 'demo'" in missing.output

@@ -18,6 +18,7 @@ from mcp_agent.db.engine import (
 )
 from mcp_agent.db.errors import SchemaOutOfDateError
 from mcp_agent.db.models import VERSION_TABLE
+from mcp_agent.db.schema_head import SCHEMA_HEAD
 from mcp_agent.db.urls import (
     DATABASE_URL_ENV,
     is_secret_parameter,
@@ -186,10 +187,8 @@ class DatabaseRuntime:
     async def ensure_schema_current(self, *, create_if_empty: bool = False) -> None:
         """Return when the schema is at this code's revision, creating it on an empty database
         if asked; otherwise raise SchemaOutOfDateError saying why and what to do."""
-        # Imported here: Alembic is only loaded when a schema is checked or changed.
-        from mcp_agent.db.migration_runner import head_revision
-
-        required = await asyncio.to_thread(head_revision)
+        # The head known without Alembic, which is only loaded when a schema is changed.
+        required = SCHEMA_HEAD
         current = await self.schema_revision()
         if current == required:
             return

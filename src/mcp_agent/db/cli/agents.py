@@ -6,9 +6,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from mcp_agent.db.cli.config import current_user
+from mcp_agent.db.cli.formats import (
+    Column,
+    FormatOption,
+    JsonOption,
+    OutputFormat,
+    WideOption,
+    chosen_format,
+    print_document,
+    print_rows,
+    write_data,
+)
 from mcp_agent.db.cli.options import DatabaseUrlOption, agent_name_text
 from mcp_agent.db.cli.output import console, error_console, run_async
 from mcp_agent.db.definitions.bundles import bundle_yaml, read_bundle
@@ -46,28 +56,62 @@ def _print_results(results: list[PutResult]) -> None:
         console.print(f"  {result.outcome:<9} {result.name} (version {result.version})")
 
 
+def _definition_document(definition: AgentDefinition) -> dict[str, object]:
+    """A definition as `agents list/show/history --json` print it (docs/cli-output.md)."""
+    return {
+        "name": definition.name,
+        "type": definition.spec.type,
+        "version": definition.version,
+        "created_at": definition.created_at,
+        "source": definition.source,
+        "created_by": definition.created_by,
+        "content_hash": definition.content_hash,
+        "spec": definition.spec.model_dump(mode="json", exclude_none=True),
+    }
+
+
+def _links(definition: AgentDefinition) -> str:
+    spec = definition.spec
+    children = ", ".join(child for _role, _pos, child in spec.links())
+    servers = ", ".join(spec.server_names())
+    return " | ".join(part for part in (children, servers) if part)
+
+
 @app.command("list")
-def list_(database_url: DatabaseUrlOption = None) -> None:
+def list_(
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    wide: WideOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
     """List the current definitions."""
+    chosen = chosen_format(json_flag, output_format)
     definitions: dict[str, AgentDefinition] = run_async(
         _with_store(database_url, lambda store: store.current())
     )
-    table = Table(title="agents")
-    for column in ("name", "type", "version", "children / servers", "model", "source"):
-        table.add_column(column)
-    for definition in definitions.values():
-        spec = definition.spec
-        children = ", ".join(child for _role, _pos, child in spec.links())
-        servers = ", ".join(spec.server_names())
-        table.add_row(
-            spec.name + (" (default)" if spec.default else ""),
-            spec.type + (" (needs script)" if getattr(spec, "requires_script", False) else ""),
-            str(definition.version),
-            " | ".join(part for part in (children, servers) if part),
-            getattr(spec, "model", None) or "",
-            definition.source or "",
-        )
-    console.print(table)
+    rows = list(definitions.values())
+    print_rows(
+        rows,
+        [
+            Column("name", lambda d: d.name, typed=True),
+            Column("default", lambda d: "yes" if d.spec.default else ""),
+            Column(
+                "type",
+                lambda d: (
+                    d.spec.type
+                    + (" (needs script)" if getattr(d.spec, "requires_script", False) else "")
+                ),
+            ),
+            Column("version", lambda d: str(d.version), justify="right"),
+            Column("children / servers", _links),
+            Column("model", lambda d: getattr(d.spec, "model", None) or "", typed=True),
+            Column("source", lambda d: d.source or ""),
+        ],
+        title="agents",
+        output_format=chosen,
+        wide=wide,
+        document=[_definition_document(definition) for definition in rows],
+    )
 
 
 @app.command()
@@ -79,48 +123,53 @@ def show(
             help="A version (default: current).", min=VERSION_RANGE[0], max=VERSION_RANGE[1]
         ),
     ] = None,
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Show one definition as YAML."""
+    """Show one definition: as YAML with a comment line (default), or as JSON/YAML data."""
+    chosen = chosen_format(json_flag, output_format)
     definition: AgentDefinition = run_async(
         _with_store(database_url, lambda store: store.get(name, version))
     )
-    console.print(
+    if chosen is not OutputFormat.TABLE:
+        print_document(_definition_document(definition), chosen)
+        return
+    write_data(
         f"# {name} version {definition.version}, {definition.source or 'unknown source'}, "
-        f"{definition.created_at:%Y-%m-%d %H:%M:%S} UTC",
-        markup=False,
-        highlight=False,
-    )
-    console.print(
-        dump_yaml(definition.spec.model_dump(mode="json", exclude_none=True)),
-        markup=False,
-        highlight=False,
-        end="",
+        f"{definition.created_at:%Y-%m-%d %H:%M:%S} UTC\n"
+        + dump_yaml(definition.spec.model_dump(mode="json", exclude_none=True))
     )
 
 
 @app.command()
 def history(
     name: Annotated[str, _name_argument("The agent.")],
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    wide: WideOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List every version of an agent."""
+    chosen = chosen_format(json_flag, output_format)
     versions: list[AgentDefinition] = run_async(
         _with_store(database_url, lambda store: store.versions(name))
     )
-    table = Table(title=f"versions of {name}")
-    for column in ("version", "created (UTC)", "source", "by", "type", "hash"):
-        table.add_column(column)
-    for definition in versions:
-        table.add_row(
-            str(definition.version),
-            f"{definition.created_at:%Y-%m-%d %H:%M:%S}",
-            definition.source or "",
-            definition.created_by or "",
-            definition.spec.type,
-            definition.content_hash[:12],
-        )
-    console.print(table)
+    print_rows(
+        versions,
+        [
+            Column("version", lambda d: str(d.version), typed=True),
+            Column("created (UTC)", lambda d: f"{d.created_at:%Y-%m-%d %H:%M:%S}"),
+            Column("source", lambda d: d.source or ""),
+            Column("by", lambda d: d.created_by or ""),
+            Column("type", lambda d: d.spec.type),
+            Column("hash", lambda d: d.content_hash[:12]),
+        ],
+        title=f"versions of {name}",
+        output_format=chosen,
+        wide=wide,
+        document=[_definition_document(definition) for definition in versions],
+    )
 
 
 @app.command()
@@ -193,7 +242,7 @@ def export(
         raise DefinitionError([f"{name}: no such agent definition" for name in missing])
     text = bundle_yaml(definitions.values())
     if output is None:
-        console.print(text, markup=False, highlight=False, end="")
+        write_data(text)
     else:
         output.write_text(text, encoding="utf-8")
         error_console.print(f"Wrote {len(definitions)} definition(s) to {output}")

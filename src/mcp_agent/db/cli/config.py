@@ -10,10 +10,21 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
+from mcp_agent.db.cli.formats import (
+    Column,
+    FormatOption,
+    JsonOption,
+    OutputFormat,
+    WideOption,
+    chosen_format,
+    print_document,
+    print_rows,
+    write_data,
+)
 from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, error_console, fail, run_async
+from mcp_agent.db.limits import INTEGER_MAX
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings import edits, secrets
 from mcp_agent.db.settings.base import ConfigChange, DocumentEdit
@@ -133,7 +144,7 @@ def export(
                 f"{placeholder} (store it again as a reference, or with --encrypt-secrets)."
             )
     if output is None:
-        console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+        write_data(text)
     else:
         output.write_text(text, encoding="utf-8")
         error_console.print(f"Wrote {output}")
@@ -144,12 +155,20 @@ def _note(text: str) -> None:
 
 
 @app.command()
-def show(database_url: DatabaseUrlOption = None) -> None:
-    """Show the stored settings as YAML: references as they are, encrypted secrets masked."""
+def show(
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Show the stored settings as YAML (or --json): references as they are, encrypted
+    secrets masked."""
+    chosen = chosen_format(json_flag, output_format)
     document = run_async(load_settings(resolve_database_url(database_url)))
-    console.print(
-        dump_yaml(document_to_display(document)) or "{}", markup=False, highlight=False, end=""
-    )
+    displayed = document_to_display(document)
+    if chosen is OutputFormat.JSON:
+        print_document(displayed, chosen)
+    else:
+        write_data(dump_yaml(displayed) or "{}")
 
 
 def _parse_value(text: str) -> Any:
@@ -166,7 +185,7 @@ def set_(
             "anthropic.api_key, mcp.servers.NAME.args."
         ),
     ],
-    value: Annotated[str, typer.Argument(help="The value, read as YAML (true, 3, [a, b]).")],
+    value: Annotated[str, typer.Argument(help="The value, read as YAML (true, 3, \\[a, b]).")],
     encrypt_secrets: EncryptOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
@@ -202,29 +221,49 @@ async def _history(raw_url: str, key: str | None, limit: int) -> list[ConfigChan
         return await SqlSettingsStore(runtime).history(key, limit=limit)
 
 
+def _change_document(change: ConfigChange) -> dict[str, Any]:
+    """A change as `config history --json` prints it, its values masked as in the table."""
+    name = change.field or change.entity_name.rpartition(".")[2]
+    return {
+        "changed_at": change.changed_at,
+        "key": change.key,
+        "operation": change.operation,
+        # Rows recorded before history masked secrets are masked when shown.
+        "old_value": change.value_as_typed(masked(change.old_value, name=name)),
+        "new_value": change.value_as_typed(masked(change.new_value, name=name)),
+        "changed_by": change.changed_by,
+    }
+
+
 @app.command()
 def history(
     key: Annotated[str | None, typer.Argument(help="Only this key and its children.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many changes.")] = 100,
+    limit: Annotated[
+        int, typer.Option(help="At most this many changes.", min=1, max=INTEGER_MAX)
+    ] = 100,
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    wide: WideOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Show recorded changes to the settings, newest first."""
+    chosen = chosen_format(json_flag, output_format)
     changes = run_async(_history(resolve_database_url(database_url), key, limit))
-    table = Table(title="configuration changes")
-    for column in ("when (UTC)", "key", "change", "old", "new", "by"):
-        table.add_column(column)
-    for change in changes:
-        name = change.field or change.entity_name.rpartition(".")[2]
-        table.add_row(
-            change.changed_at.strftime("%Y-%m-%d %H:%M:%S"),
-            change.key,
-            change.operation,
-            # Rows recorded before history masked secrets are masked when shown.
-            _compact(masked(change.old_value, name=name)),
-            _compact(masked(change.new_value, name=name)),
-            change.changed_by or "",
-        )
-    console.print(table)
+    documents = [_change_document(change) for change in changes]
+    print_rows(
+        documents,
+        [
+            Column("when (UTC)", lambda change: change["changed_at"].strftime("%Y-%m-%d %H:%M:%S")),
+            Column("key", lambda change: change["key"], typed=True),
+            Column("change", lambda change: change["operation"]),
+            Column("old", lambda change: _compact(change["old_value"])),
+            Column("new", lambda change: _compact(change["new_value"])),
+            Column("by", lambda change: change["changed_by"] or ""),
+        ],
+        title="configuration changes",
+        output_format=chosen,
+        wide=wide,
+    )
 
 
 def _compact(value: Any) -> str:

@@ -10,6 +10,13 @@ import typer
 from rich.table import Table
 
 from mcp_agent.db.cli import db_local
+from mcp_agent.db.cli.formats import (
+    FormatOption,
+    JsonOption,
+    OutputFormat,
+    chosen_format,
+    print_document,
+)
 from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.inspection import SchemaStatus, describe_schema
@@ -143,14 +150,44 @@ def downgrade(
     )
 
 
+def _status_document(status: SchemaStatus) -> dict[str, object]:
+    return {
+        "database_url": status.display_url,
+        "dialect": status.dialect,
+        "revision": status.revision,
+        "head": status.head,
+        "is_current": status.is_current,
+        "tables": {table.name: table.row_count for table in status.tables},
+    }
+
+
 @app.command()
-def current(database_url: DatabaseUrlOption = None) -> None:
+def current(
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
     """Print the database's schema revision and the revision this code needs."""
+    chosen = chosen_format(json_flag, output_format)
     status = run_async(_status(resolve_database_url(database_url)))
+    if chosen is not OutputFormat.TABLE:
+        document = _status_document(status)
+        del document["tables"]
+        print_document(document, chosen)
+        return
     console.print(f"{status.revision or 'none'} (head: {head_revision()})")
 
 
 @app.command()
-def status(database_url: DatabaseUrlOption = None) -> None:
+def status(
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
     """Show the schema revision and every fast-agent-db table with its row count."""
-    print_status(run_async(_status(resolve_database_url(database_url))))
+    chosen = chosen_format(json_flag, output_format)
+    schema = run_async(_status(resolve_database_url(database_url)))
+    if chosen is not OutputFormat.TABLE:
+        print_document(_status_document(schema), chosen)
+        return
+    print_status(schema)

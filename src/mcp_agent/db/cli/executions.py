@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.tree import Tree
 
+from mcp_agent.db.cli.durations import UNITS_HELP, parse_since
+from mcp_agent.db.cli.formats import (
+    Column,
+    FormatOption,
+    JsonOption,
+    OutputFormat,
+    WideOption,
+    chosen_format,
+    print_document,
+    print_rows,
+)
 from mcp_agent.db.cli.options import (
     AgentFilterOption,
     DatabaseUrlOption,
@@ -23,45 +31,12 @@ from mcp_agent.db.executions.base import ExecutionRecord
 from mcp_agent.db.executions.reports import GroupBy, UsageRow, usage_report
 from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.limits import INTEGER_MAX
+from mcp_agent.db.lookups import complete_execution_id, complete_session_id, require_match
+from mcp_agent.db.models.executions import ExecutionRow, UsageTurnRow
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import resolve_database_url
 
 app = typer.Typer(help="Executions: list recent runs, show one as a tree.", no_args_is_help=True)
-
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def is_duration(text: str) -> bool:
-    """Whether `text` is an age like `30m`, `24h`, `7d` or `4w`."""
-    return _DURATION.match(text.strip()) is not None
-
-
-def parse_since(text: str | None, *, option: str = "--since") -> datetime | None:
-    """`30m`, `24h`, `7d` (ago) or an ISO timestamp (UTC when it names no zone), in UTC.
-
-    A time before the year 1 or after 9999 (Python's, and so both backends', range) is bad
-    input naming `option`, not an OverflowError.
-    """
-    if text is None:
-        return None
-    match = _DURATION.match(text.strip())
-    try:
-        if match:
-            amount, unit = match.groups()
-            return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
-        parsed = datetime.fromisoformat(text)
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except OverflowError:
-        fail(
-            f"{option} {text!r}: too far from now; times from the year 1 to 9999 can be given",
-            code=EXIT_BAD_INPUT,
-        )
-    except ValueError:
-        fail(
-            f"{option} {text!r}: expected a duration like 30m, 24h, 7d or an ISO timestamp",
-            code=EXIT_BAD_INPUT,
-        )
 
 
 def _cost(cost: Decimal | None) -> str:
@@ -88,25 +63,30 @@ def list_(
     limit: Annotated[
         int, typer.Option(help="At most this many, newest first.", min=1, max=INTEGER_MAX)
     ] = 20,
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    wide: WideOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List recent user-level executions."""
+    chosen = chosen_format(json_flag, output_format)
     roots = run_async(_with_store(database_url, lambda store: store.roots(limit=limit)))
-    table = Table(title="executions")
-    # The id is what `executions show` takes: never wrapped or cut.
-    table.add_column("execution", no_wrap=True, min_width=36)
-    for column in ("started (UTC)", "agent", "status", "tokens in/out", "cost"):
-        table.add_column(column)
-    for root in roots:
-        table.add_row(
-            root.execution_id,
-            f"{root.started_at:%Y-%m-%d %H:%M:%S}",
-            root.agent_name,
-            root.status,
-            f"{root.input_tokens}/{root.output_tokens}",
-            _cost(root.cost),
-        )
-    console.print(table)
+    print_rows(
+        roots,
+        [
+            # The id is what `executions show` takes: never wrapped or cut.
+            Column("execution", lambda root: root.execution_id, typed=True),
+            Column("started (UTC)", lambda root: f"{root.started_at:%Y-%m-%d %H:%M:%S}"),
+            Column("agent", lambda root: root.agent_name, typed=True),
+            Column("session", lambda root: root.session_id or "", typed=True),
+            Column("status", lambda root: root.status),
+            Column("tokens in/out", lambda root: f"{root.input_tokens}/{root.output_tokens}"),
+            Column("cost", lambda root: _cost(root.cost), justify="right"),
+        ],
+        title="executions",
+        output_format=chosen,
+        wide=wide,
+    )
 
 
 @app.command()
@@ -114,17 +94,29 @@ def show(
     execution_id: Annotated[
         str,
         typer.Argument(
-            help="The execution (see executions list).",
+            help="The execution (see executions list), or a unique prefix of it.",
             metavar="EXECUTION_ID",
             parser=execution_id_text,
         ),
     ],
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Show an execution and its sub-calls as a tree with durations, tokens and cost."""
-    records = run_async(_with_store(database_url, lambda store: store.tree(execution_id)))
-    if not records:
-        fail(f"no execution {execution_id!r}", code=EXIT_BAD_INPUT)
+    chosen = chosen_format(json_flag, output_format)
+
+    async def work() -> list[ExecutionRecord]:
+        raw_url = resolve_database_url(database_url)
+        async with await DatabaseRuntime.open_existing(raw_url) as runtime:
+            full_id = await complete_execution_id(runtime, execution_id)
+            return await SqlExecutionStore(runtime).tree(full_id)
+
+    records = run_async(work())
+    if chosen is not OutputFormat.TABLE:
+        # Parents start before their children; parent_execution_id links the tree.
+        print_document({"execution_id": records[0].execution_id, "executions": records}, chosen)
+        return
     nodes: dict[str, Tree] = {}
     root_tree: Tree | None = None
     for record in records:  # parents start before their children
@@ -146,13 +138,19 @@ def usage(
     model: Annotated[
         str | None, typer.Option("--model", help="Only this model.", parser=model_name_text)
     ] = None,
-    since: Annotated[str | None, typer.Option("--since", help="30m, 24h, 7d or ISO time.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help=f"An age ({UNITS_HELP}) or an ISO time.")
+    ] = None,
     by: Annotated[str, typer.Option("--by", help="Group by model, agent or session.")] = "model",
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    wide: WideOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Token usage and cost of provider calls, grouped."""
     if by not in ("model", "agent", "session"):
         fail(f"--by {by!r}: expected model, agent or session", code=EXIT_BAD_INPUT)
+    chosen = chosen_format(json_flag, output_format)
     group: GroupBy = by  # type: ignore[assignment]
     since_time = parse_since(since)
 
@@ -160,27 +158,54 @@ def usage(
         async with await DatabaseRuntime.open_existing(
             resolve_database_url(database_url)
         ) as runtime:
-            return await usage_report(
+            session_id = None if session is None else await complete_session_id(runtime, session)
+            rows = await usage_report(
                 runtime,
                 group_by=group,
-                session_id=session,
+                session_id=session_id,
                 agent_name=agent,
                 model=model,
                 since=since_time,
             )
+            if not rows:
+                # Nothing matched: a filter naming nothing is a typo, said as such.
+                if agent is not None:
+                    await require_match(
+                        runtime, ExecutionRow.agent_name, agent, option="--agent", where="execution"
+                    )
+                if model is not None:
+                    await require_match(
+                        runtime, UsageTurnRow.model, model, option="--model", where="provider call"
+                    )
+            return rows
 
     rows = run_async(work())
-    table = Table(title=f"usage by {by}")
-    for column in (by, "calls", "input", "output", "cached", "reasoning", "cost"):
-        table.add_column(column, justify="left" if column == by else "right")
-    for row in rows:
-        table.add_row(
-            row.key,
-            str(row.calls),
-            f"{row.input_tokens:,}",
-            f"{row.output_tokens:,}",
-            f"{row.cache_read_tokens:,}",
-            f"{row.reasoning_tokens:,}",
-            _cost(row.cost),
-        )
-    console.print(table)
+    print_rows(
+        rows,
+        [
+            Column(by, lambda row: row.key, typed=True),
+            Column("calls", lambda row: str(row.calls), justify="right"),
+            Column("input", lambda row: f"{row.input_tokens:,}", justify="right"),
+            Column("output", lambda row: f"{row.output_tokens:,}", justify="right"),
+            Column("cached", lambda row: f"{row.cache_read_tokens:,}", justify="right"),
+            Column("reasoning", lambda row: f"{row.reasoning_tokens:,}", justify="right"),
+            Column("cost", lambda row: _cost(row.cost), justify="right"),
+        ],
+        title=f"usage by {by}",
+        output_format=chosen,
+        wide=wide,
+        document=[_usage_document(row, by) for row in rows],
+    )
+
+
+def _usage_document(row: UsageRow, by: str) -> dict[str, object]:
+    """A usage row as `usage --json` prints it: its group under the --by name."""
+    return {
+        by: row.key,
+        "calls": row.calls,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "cache_read_tokens": row.cache_read_tokens,
+        "reasoning_tokens": row.reasoning_tokens,
+        "cost": row.cost,
+    }

@@ -6,9 +6,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from mcp_agent.db.cli.config import current_user
+from mcp_agent.db.cli.formats import (
+    Column,
+    FormatOption,
+    JsonOption,
+    WideOption,
+    chosen_format,
+    print_rows,
+)
 from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.runtime import DatabaseRuntime
@@ -39,33 +46,56 @@ async def _list(raw_url: str, provider: str | None) -> list[ModelPrice]:
 @app.command("list")
 def list_(
     provider: Annotated[str | None, typer.Option(help="Only this provider.")] = None,
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    wide: WideOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List models with context windows and prices per million tokens."""
-    table = Table(title="models (prices per million tokens)")
-    for column in ("provider", "model", "context", "input", "output", "cache read", "cache write"):
-        table.add_column(column, justify="right" if column not in ("provider", "model") else "left")
-    for model in run_async(_list(resolve_database_url(database_url), provider)):
-        table.add_row(
-            model.provider,
-            model.model,
-            "" if model.context_window is None else f"{model.context_window:,}",
-            _show(model.input_price_per_mtok),
-            _show(model.output_price_per_mtok),
-            _show(model.cache_read_price_per_mtok),
-            _show(model.cache_write_price_per_mtok),
-        )
-    console.print(table)
+    chosen = chosen_format(json_flag, output_format)
+    models = run_async(_list(resolve_database_url(database_url), provider))
+    print_rows(
+        models,
+        [
+            Column("provider", lambda model: model.provider, typed=True),
+            # What `models set-price PROVIDER/MODEL` takes: never cut.
+            Column("model", lambda model: model.model, typed=True),
+            Column(
+                "context",
+                lambda model: "" if model.context_window is None else f"{model.context_window:,}",
+                justify="right",
+            ),
+            Column("input", lambda model: _show(model.input_price_per_mtok), justify="right"),
+            Column("output", lambda model: _show(model.output_price_per_mtok), justify="right"),
+            Column(
+                "cache read", lambda model: _show(model.cache_read_price_per_mtok), justify="right"
+            ),
+            Column(
+                "cache write",
+                lambda model: _show(model.cache_write_price_per_mtok),
+                justify="right",
+            ),
+        ],
+        title="models (prices per million tokens)",
+        output_format=chosen,
+        wide=wide,
+    )
 
 
 @app.command("set-price")
 def set_price(
     model: Annotated[str, typer.Argument(help="PROVIDER/MODEL, e.g. anthropic/claude-sonnet-4-0.")],
     input_price: Annotated[
-        str | None, typer.Option("--input", help="USD per 1M input tokens.")
+        str | None,
+        typer.Option("--input-price", "--input", help="USD per 1M input tokens."),
     ] = None,
     output_price: Annotated[
-        str | None, typer.Option("--output", help="USD per 1M output tokens.")
+        str | None,
+        typer.Option(
+            "--output-price",
+            "--output",
+            help="USD per 1M output tokens (--output is the old name, still accepted).",
+        ),
     ] = None,
     cache_read: Annotated[
         str | None, typer.Option("--cache-read", help="USD per 1M cached input tokens read.")
@@ -83,8 +113,8 @@ def set_price(
     prices = {
         field: value
         for field, value in (
-            ("input_price_per_mtok", _decimal(input_price, "--input")),
-            ("output_price_per_mtok", _decimal(output_price, "--output")),
+            ("input_price_per_mtok", _decimal(input_price, "--input-price")),
+            ("output_price_per_mtok", _decimal(output_price, "--output-price")),
             ("cache_read_price_per_mtok", _decimal(cache_read, "--cache-read")),
             ("cache_write_price_per_mtok", _decimal(cache_write, "--cache-write")),
         )

@@ -21,11 +21,33 @@ from mcp_agent.db.urls import DATABASE_URL_ENV, resolve_database_url
 
 #: Where `ctx.meta` keeps the `--database-url` a command was given, for the error handler.
 DATABASE_URL_META_KEY = "fast_agent_db.database_url"
+#: Where `ctx.meta` keeps the options given before the command (`fast-agent-db --database-url
+#: URL sessions list`), which every command takes as its own when it is not given its own.
+GLOBAL_DATABASE_URL_META_KEY = "fast_agent_db.global_database_url"
+GLOBAL_SESSION_META_KEY = "fast_agent_db.global_session"
+
+#: One precedence for the database, documented in every command's help and the README.
+DATABASE_URL_PRECEDENCE = (
+    "the command's --database-url, else the one before the command, else "
+    f"{DATABASE_URL_ENV}, else ./fastagent.db (SQLite)"
+)
+
+
+def _is_root(ctx: typer.Context) -> bool:
+    return ctx.parent is None
 
 
 def _remember_database_url(ctx: typer.Context, value: str | None) -> str | None:
-    # Context.meta is shared by a command and its parents, so the root's error handler can
-    # name the database a failed command was using.
+    # Context.meta is shared by a command and its parents: the root's option (parsed before
+    # the command's context exists) is the default of every command's own, and the root's
+    # error handler can name the database a failed command was using. The environment
+    # variable is read last, by resolve_database_url, so it never beats an option given
+    # before the command (Click would otherwise hand it to the command's own option).
+    if _is_root(ctx):
+        ctx.meta[GLOBAL_DATABASE_URL_META_KEY] = value
+        return value
+    if value is None:
+        value = ctx.meta.get(GLOBAL_DATABASE_URL_META_KEY)
     ctx.meta[DATABASE_URL_META_KEY] = value
     return value
 
@@ -42,14 +64,20 @@ DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        envvar=DATABASE_URL_ENV,
-        show_envvar=True,
         help="Database URL: postgresql://user:pass@host/db or sqlite:///file.db. "
-        "Default: ./fastagent.db (SQLite).",
+        f"Used: {DATABASE_URL_PRECEDENCE}.",
         show_default=False,
         callback=_remember_database_url,
     ),
 ]
+
+
+def _remember_session(ctx: typer.Context, value: str | None) -> str | None:
+    # As the database URL: `fast-agent-db --session ID logs` is `logs --session ID`.
+    if _is_root(ctx):
+        ctx.meta[GLOBAL_SESSION_META_KEY] = value
+        return value
+    return value if value is not None else ctx.meta.get(GLOBAL_SESSION_META_KEY)
 
 
 def bounded_text(max_length: int | None) -> Callable[[str], str]:
@@ -73,9 +101,16 @@ model_name_text = bounded_text(MODEL_NAME_MAX_LENGTH)
 plain_text = bounded_text(None)
 
 #: Filters shared by the commands that read the event log and the executions.
-SessionFilterOption = Annotated[
-    str | None, typer.Option("--session", help="Only this session.", parser=session_id_text)
-]
+
+
+def session_option(help_text: str) -> typer.models.OptionInfo:
+    """A command's `--session`, defaulting to the one given before the command."""
+    return typer.Option(
+        "--session", help=help_text, parser=session_id_text, callback=_remember_session
+    )
+
+
+SessionFilterOption = Annotated[str | None, session_option("Only this session.")]
 AgentFilterOption = Annotated[
     str | None, typer.Option("--agent", help="Only this agent.", parser=agent_name_text)
 ]

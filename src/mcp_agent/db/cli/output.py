@@ -4,26 +4,63 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import click
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from mcp_agent.db.cli.options import database_url_in_use
-from mcp_agent.db.conversations.sql import SessionError
-from mcp_agent.db.definitions.specs import DefinitionError
 from mcp_agent.db.engine import describe_database_error
-from mcp_agent.db.errors import DatabaseUrlError, FastAgentDbError, InputError
+from mcp_agent.db.errors import (
+    ConfigError,
+    DatabaseUrlError,
+    DefinitionError,
+    FastAgentDbError,
+    InputError,
+    SessionError,
+    UnknownValueError,
+)
 from mcp_agent.db.limits import NUL
-from mcp_agent.db.settings.document import ConfigError
 
-console = Console()
-error_console = Console(stderr=True)
+#: How wide output is when it does not go to a terminal: lines are never wrapped or cut.
+UNWRAPPED_WIDTH = 100_000
+
+
+class CommandConsole(Console):
+    """A rich console that styles and fits its output only when it writes to a terminal.
+
+    Redirected to a file or a pipe, rich would wrap at 80 columns (corrupting JSON, YAML and
+    long ids); here every line is written whole instead, and without colour (rich already
+    leaves colour out when the stream is not a terminal).
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        measured = super().size
+        if self.is_terminal:
+            return measured
+        return ConsoleDimensions(UNWRAPPED_WIDTH, measured.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+    def heading(self, title: str) -> None:
+        """A section heading: a rule across a terminal, one plain line elsewhere."""
+        if self.is_terminal:
+            self.rule(title)
+        else:
+            self.print(f"== {title} ==", markup=False, highlight=False)
+
+
+console = CommandConsole()
+error_console = CommandConsole(stderr=True)
 
 _T = TypeVar("_T")
 
@@ -32,7 +69,14 @@ EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 
 #: Errors that mean the input was wrong, reported with EXIT_BAD_INPUT.
-_BAD_INPUT = (DatabaseUrlError, InputError, ConfigError, DefinitionError, SessionError)
+_BAD_INPUT = (
+    DatabaseUrlError,
+    InputError,
+    ConfigError,
+    DefinitionError,
+    SessionError,
+    UnknownValueError,
+)
 #: Errors the root group turns into a message: ours, and the database's (never shown raw).
 _REPORTED = (FastAgentDbError, SQLAlchemyError, sqlite3.Error)
 
@@ -44,6 +88,22 @@ def fail(message: str, *, code: int = EXIT_FAILURE) -> NoReturn:
         Text.assemble(("Error:", "bold red"), " ", message), highlight=False, soft_wrap=True
     )
     raise typer.Exit(code)
+
+
+def confirm_or_stop(question: str, *, yes: bool, what: str) -> None:
+    """Go ahead with a destructive change only when the user agreed: `--yes`, or an answer on
+    a terminal. Without a terminal to ask on, stop (a script must say --yes)."""
+    if yes:
+        return
+    # sys.stdin is None when the process was started with descriptor 0 closed.
+    if sys.stdin is None or not sys.stdin.isatty():
+        fail(
+            f"{what}, and there is no terminal to ask on: pass --yes to go ahead "
+            "(or --dry-run to only count). Nothing was changed.",
+            code=EXIT_BAD_INPUT,
+        )
+    if not typer.confirm(question, default=False):
+        fail("Cancelled. Nothing was changed.")
 
 
 def run_async(coroutine: Coroutine[Any, Any, _T]) -> _T:

@@ -11,19 +11,14 @@ from mcp_agent.db.cli.options import (
     agent_name_text,
     model_name_text,
     plain_text,
-    session_id_text,
+    session_option,
 )
 from mcp_agent.db.cli.output import console, run_async
 from mcp_agent.db.fastagent import FastAgent
 from mcp_agent.db.urls import resolve_database_url
 
 SessionOption = Annotated[
-    str | None,
-    typer.Option(
-        "--session",
-        help="Continue this session (default: a new one, shown).",
-        parser=session_id_text,
-    ),
+    str | None, session_option("Continue this session (default: a new one, shown).")
 ]
 ModelOption = Annotated[
     str | None,

@@ -5,12 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from mcp_agent.db.cli.config import EncryptOption, load_settings, print_changes, update_settings
+from mcp_agent.db.cli.formats import (
+    Column,
+    FormatOption,
+    JsonOption,
+    OutputFormat,
+    WideOption,
+    chosen_format,
+    print_document,
+    print_rows,
+    write_data,
+)
 from mcp_agent.db.cli.options import DatabaseUrlOption
-from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
+from mcp_agent.db.cli.output import EXIT_BAD_INPUT, fail, run_async
 from mcp_agent.db.settings import edits
 from mcp_agent.db.settings.document import document_to_display
 from mcp_agent.db.settings.yaml_files import dump_yaml
@@ -37,38 +46,62 @@ def _displayed_servers(database_url: str | None) -> dict[str, dict[str, Any]]:
     return document_to_display(document).get("mcp", {}).get("servers", {})
 
 
+def _target(server: dict[str, Any]) -> str:
+    command = [server.get("command") or "", *(server.get("args") or [])]
+    return server.get("url") or " ".join(str(part) for part in command).strip()
+
+
 @app.command("list")
-def list_(database_url: DatabaseUrlOption = None) -> None:
+def list_(
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
+    wide: WideOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
     """List the MCP servers (secrets shown as references or masked)."""
-    table = Table(title="MCP servers")
-    for column in ("name", "transport", "command / url", "env", "description"):
-        table.add_column(column)
-    for name, server in _displayed_servers(database_url).items():
-        command = [server.get("command") or "", *(server.get("args") or [])]
-        target = server.get("url") or " ".join(str(part) for part in command).strip()
-        env = ", ".join(f"{key}={value}" for key, value in (server.get("env") or {}).items())
-        table.add_row(
-            escape(name),
-            server.get("transport", "stdio"),
-            escape(target),
-            escape(env),
-            escape(server.get("description") or ""),
-        )
-    console.print(table)
+    chosen = chosen_format(json_flag, output_format)
+    servers = _displayed_servers(database_url)
+    rows = [{"name": name, **server} for name, server in servers.items()]
+    print_rows(
+        rows,
+        [
+            Column("name", lambda server: server["name"], typed=True),
+            Column("transport", lambda server: server.get("transport", "stdio")),
+            Column("command / url", _target),
+            Column(
+                "env",
+                lambda server: ", ".join(
+                    f"{key}={value}" for key, value in (server.get("env") or {}).items()
+                ),
+            ),
+            Column("description", lambda server: server.get("description") or ""),
+        ],
+        title="MCP servers",
+        output_format=chosen,
+        wide=wide,
+    )
 
 
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="The server to show.")],
+    json_flag: JsonOption = False,
+    output_format: FormatOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Show one MCP server as YAML (secrets shown as references or masked)."""
+    chosen = chosen_format(json_flag, output_format)
     servers = _displayed_servers(database_url)
     if name not in servers:
-        fail(f"mcp.servers.{name}: no MCP server with this name", code=EXIT_BAD_INPUT)
-    console.print(
-        dump_yaml({name: servers[name]}), markup=False, highlight=False, end="", soft_wrap=True
-    )
+        known = ", ".join(sorted(servers)) or "none"
+        fail(
+            f"mcp.servers.{name}: no MCP server with this name (there are: {known})",
+            code=EXIT_BAD_INPUT,
+        )
+    if chosen is OutputFormat.JSON:
+        print_document({"name": name, **servers[name]}, chosen)
+    else:
+        write_data(dump_yaml({name: servers[name]}))
 
 
 @app.command()

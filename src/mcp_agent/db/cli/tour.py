@@ -29,6 +29,7 @@ from mcp_agent.db.cli import executions as executions_cli
 from mcp_agent.db.cli import sessions as sessions_cli
 from mcp_agent.db.cli.db import _status, print_status, upgrade_database
 from mcp_agent.db.cli.logs import _line as event_line
+from mcp_agent.db.cli.options import GLOBAL_DATABASE_URL_META_KEY
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.conversations.sql import make_session_id
 from mcp_agent.db.definitions.bundles import read_bundle
@@ -157,6 +158,7 @@ async def _roots(raw_url: str, session_id: str) -> list[str]:
 
 
 def tour(
+    ctx: typer.Context,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -175,15 +177,16 @@ def tour(
 ) -> None:
     """The main job: database, config, workflow with a tool call, resume, transcript,
     execution tree with tokens and cost, events. Offline, in its own database file."""
-    raw_url = database_url or TOUR_DATABASE_URL
+    # `fast-agent-db --database-url URL tour` names a database explicitly too.
+    raw_url = database_url or ctx.meta.get(GLOBAL_DATABASE_URL_META_KEY) or TOUR_DATABASE_URL
     explore = f" --database-url '{redact_url(raw_url)}'"
-    console.rule("1. the database")
+    console.heading("1. the database")
     upgrade_database(raw_url)
     print_status(run_async(_status(raw_url)))
     _ask_before_overwriting(raw_url, yes=yes)
 
     with FakeOpenAIServer() as server:
-        console.rule("2. configuration and workflow, imported into the database")
+        console.heading("2. configuration and workflow, imported into the database")
         os.environ[BASE_URL_ENV] = server.base_url
         run_async(_prepare(raw_url))
         console.print(
@@ -198,7 +201,7 @@ def tour(
 
         session_id = make_session_id()
         for number, message in enumerate(TURNS, start=1):
-            console.rule(
+            console.heading(
                 f"3.{number} process {number}: fast-agent-db run report --session {session_id}"
             )
             console.print(f"[bold]user:[/] {message}")
@@ -226,15 +229,15 @@ def tour(
             console.print(f"[bold]report:[/] {result.stdout.strip()}", highlight=False)
             console.print(TURN_NOTES[number - 1], style="italic", highlight=False)
 
-    console.rule("4. the transcript, as stored")
+    console.heading("4. the transcript, as stored")
     sessions_cli.show(session_id, agent=None, database_url=raw_url)
-    console.rule("5. the execution trees, with tokens and cost")
+    console.heading("5. the execution trees, with tokens and cost")
     for root in run_async(_roots(raw_url, session_id)):
         executions_cli.show(root, database_url=raw_url)
-    console.rule("6. the session's events, from the start of the first run")
+    console.heading("6. the session's events, from the start of the first run")
     for line in run_async(_session_events(raw_url, session_id, EVENTS_SHOWN)):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    console.rule("done")
+    console.heading("done")
     console.print(
         f"Explore: fast-agent-db sessions show {session_id}{explore} | executions list | usage "
         "| logs | agents list | config show (each with the same --database-url)",
