@@ -24,11 +24,13 @@ from mcp_agent.db.conversations.sql import SqlConversationStore
 from mcp_agent.db.events.base import EventRecord
 from mcp_agent.db.events.sql import SqlEventSink
 from mcp_agent.db.executions.base import ExecutionStart
-from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.models import EventRow, ExecutionRow, MessageRow, SessionRow
 from mcp_agent.db.models.executions import UsageTurnRow
 from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
+from mcp_agent.db.schema_head import SCHEMA_HEAD
+from mcp_agent.db.turns.base import CallEnd
+from mcp_agent.db.turns.sql import SqlTurnStore
 
 CLI = Path(sys.executable).with_name("fast-agent-db")
 #: Longer than any terminal: redirected output must carry it whole.
@@ -111,9 +113,9 @@ async def seed(database_url: str) -> None:
         )
         await store.append(LONG_SESSION, "assistant", [NewMessage(Prompt.user("hi"))])
         await store.append("stale-session", "assistant", [NewMessage(Prompt.user("old"))])
-        executions = SqlExecutionStore(runtime)
+        calls = SqlTurnStore(runtime)
         for execution_id, started in zip(EXECUTION_IDS, (now - OLD, now), strict=True):
-            await executions.start(
+            await calls.start_call(
                 ExecutionStart(
                     execution_id=execution_id,
                     parent_execution_id=None,
@@ -125,7 +127,7 @@ async def seed(database_url: str) -> None:
                     session_id="demo-session",
                 )
             )
-            await executions.finish(execution_id, status="completed", finished_at=started)
+            await calls.end_call(CallEnd(execution_id, status="completed", finished_at=started))
         async with runtime.sessions.begin() as session:
             session.add(
                 UsageTurnRow(
@@ -198,7 +200,7 @@ async def test_the_database_url_before_the_command_applies_to_every_command(
         ok(cli("--database-url", seeded, "sessions", "list", "--json", cwd=workdir, env=elsewhere))
     )
     assert {"demo-session", LONG_SESSION} <= {entry["session_id"] for entry in listed}
-    assert ok(cli("--database-url", seeded, "db", "current", cwd=workdir)).startswith("0004")
+    assert ok(cli("--database-url", seeded, "db", "current", cwd=workdir)).startswith(SCHEMA_HEAD)
     own = cli(
         "--database-url",
         seeded,

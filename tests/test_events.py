@@ -25,13 +25,14 @@ from mcp_agent.db.events.in_memory import InMemoryEventSink
 from mcp_agent.db.events.queries import read_events
 from mcp_agent.db.events.sql import SqlEventSink, month_start
 from mcp_agent.db.executions.base import ExecutionStart
-from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.migration_runner import MigrationRunner
 from mcp_agent.db.models import EventRow, ExecutionRow, MessageRow, SessionRow
 from mcp_agent.db.patches.event_transport import install, uninstall
 from mcp_agent.db.retention import prune
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.tour import calculator_server
+from mcp_agent.db.turns.base import CallEnd
+from mcp_agent.db.turns.sql import SqlTurnStore
 from tests.support.cli import ainvoke
 
 NOW = datetime.now(UTC)
@@ -167,13 +168,13 @@ async def test_prune_removes_exactly_what_it_reports(database_url: str) -> None:
             [record(f"old {n}", at=old) for n in range(7)]
             + [record(f"recent {n}", at=recent) for n in range(5)]
         )
-        executions = SqlExecutionStore(runtime)
+        calls = SqlTurnStore(runtime)
         for execution_id, parent, started in (
             ("old-root", None, old),
             ("old-child", "old-root", old),
             ("new-root", None, recent),
         ):
-            await executions.start(
+            await calls.start_call(
                 ExecutionStart(
                     execution_id=execution_id,
                     parent_execution_id=parent,
@@ -184,7 +185,7 @@ async def test_prune_removes_exactly_what_it_reports(database_url: str) -> None:
                     worker_id="w",
                 )
             )
-            await executions.finish(execution_id, status="completed", finished_at=started)
+            await calls.end_call(CallEnd(execution_id, status="completed", finished_at=started))
         async with runtime.sessions.begin() as session:
             session.add_all(
                 [SessionRow(session_id="stale", updated_at=old), SessionRow(session_id="fresh")]
@@ -284,11 +285,35 @@ async def _messages(runtime: DatabaseRuntime):
             yield message
 
 
+#: Generous guard for the Ctrl-C test's waits: it waits on events (a row, the exit), not clocks.
+CTRL_C_GUARD_S = 600
+#: Starts a command with SIGINT's default, as a terminal starts its foreground job, whatever
+#: this process inherited (a test run started as a background job of a script has SIGINT
+#: ignored, and so would its children: Ctrl-C does not reach a background job).
+SIGINT_DEFAULT_LAUNCHER = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+async def _events_of(runtime: DatabaseRuntime, session_id: str) -> list[str]:
+    async with runtime.sessions() as session:
+        return list(
+            await session.scalars(
+                select(EventRow.message)
+                .where(EventRow.session_id == session_id)
+                .order_by(EventRow.event_id)
+            )
+        )
+
+
 @pytest.mark.slow
-async def test_ctrl_c_flushes_the_events_of_the_interrupted_run(database_url: str) -> None:
+async def test_ctrl_c_flushes_the_events_of_the_interrupted_run(
+    database_url: str, tmp_path: Path
+) -> None:
     root = Path(__file__).resolve().parents[1]
     server = Path(calculator_server.__file__)
-    bundle = Path(tempfile.mkdtemp()) / "bundle.yaml"
+    bundle = tmp_path / "bundle.yaml"
     bundle.write_text(
         "agents:\n  - {name: tools, type: agent, servers: [calculator], model: passthrough}\n"
     )
@@ -298,41 +323,61 @@ async def test_ctrl_c_flushes_the_events_of_the_interrupted_run(database_url: st
         ["agents", "import", str(bundle)],
     ):
         assert (await ainvoke(*args, "--database-url", database_url)).exit_code == 0
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "fast-agent-db"),
-            "run",
-            "tools",
-            "-m",
-            '***CALL_TOOL calculator-sleep {"seconds": 60}',
-            "--session",
-            "interrupted",
-            "--database-url",
-            database_url,
-        ],
-        env={**os.environ, "PYTHONPATH": str(root)},
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    async with await DatabaseRuntime.open(database_url) as runtime:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if await _count(runtime, ExecutionRow, ExecutionRow.session_id == "interrupted"):
-                break
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(2)  # the tool call is under way
-        os.kill(process.pid, signal.SIGINT)
-        await asyncio.to_thread(process.wait, 30)
-        async with runtime.sessions() as session:
-            captured = list(
-                await session.scalars(
-                    select(EventRow.message)
-                    .where(EventRow.session_id == "interrupted")
-                    .order_by(EventRow.event_id)
-                )
-            )
-    assert "Requesting tool call" in captured, process.stderr.read()
+    stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with stdout_path.open("w") as stdout, stderr_path.open("w") as stderr:
+        # Output to files: a pipe nobody reads until the end could fill up and stop the run.
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SIGINT_DEFAULT_LAUNCHER,
+                str(Path(sys.executable).parent / "fast-agent-db"),
+                "run",
+                "tools",
+                "-m",
+                '***CALL_TOOL calculator-sleep {"seconds": 600}',
+                "--session",
+                "interrupted",
+                "--database-url",
+                database_url,
+            ],
+            env={**os.environ, "PYTHONPATH": str(root)},
+            start_new_session=True,  # its own process group, the MCP server in it
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+    def output() -> str:
+        return (
+            f"exit status {process.poll()}\n--- stdout ---\n{stdout_path.read_text()}"
+            f"\n--- stderr ---\n{stderr_path.read_text()}"
+        )
+
+    try:
+        async with await DatabaseRuntime.open(database_url) as runtime:
+
+            async def tool_call_requested() -> None:
+                # The writer stores events every half second while the run goes on.
+                while "Requesting tool call" not in await _events_of(runtime, "interrupted"):
+                    if process.poll() is not None:
+                        pytest.fail(f"the run ended before calling the tool:\n{output()}")
+                    await asyncio.sleep(0.2)
+
+            try:
+                await asyncio.wait_for(tool_call_requested(), CTRL_C_GUARD_S)
+            except TimeoutError:
+                pytest.fail(f"no tool call within {CTRL_C_GUARD_S} s:\n{output()}")
+            os.kill(process.pid, signal.SIGINT)  # the tool sleeps for 600 s: mid-run
+            try:
+                await asyncio.to_thread(process.wait, CTRL_C_GUARD_S)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"still running {CTRL_C_GUARD_S} s after Ctrl-C:\n{output()}")
+            captured = await _events_of(runtime, "interrupted")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    assert "Traceback" not in output(), output()
     # Emitted while shutting down after Ctrl-C: stored only because the exit path flushes.
-    assert "MCPAgent cleanup" in captured
+    assert "MCPAgent cleanup" in captured, f"{captured}\n{output()}"

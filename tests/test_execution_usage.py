@@ -18,6 +18,7 @@ from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
 from mcp_agent.db.tour import calculator_server
+from mcp_agent.db.turns.sql import SqlTurnStore
 from tests.support.cli import ainvoke
 
 SERVER = Path(calculator_server.__file__)
@@ -123,7 +124,7 @@ async def test_rows_of_a_dead_worker_are_marked_interrupted(database_url: str) -
             ("alive", WORKER_ID),
             ("elsewhere", "other-host:1"),
         ):
-            await store.start(
+            await SqlTurnStore(runtime).start_call(
                 ExecutionStart(
                     execution_id=execution_id,
                     parent_execution_id=None,

@@ -25,18 +25,20 @@ def test_the_tour_does_the_main_job(tmp_path: Path) -> None:
         env=environment,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,  # a guard against a hang, not a speed limit
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     output = result.stdout
     flat = " ".join(output.split())
     assert (tmp_path / "fastagent-tour.db").exists(), "the tour's own embedded database"
     assert not users_database.exists()
-    assert "Schema revision: 0004 (head 0004, current)" in output
+    assert "Schema revision: 0005 (head 0005, current)" in output
     assert "report: reply to: 42\ntool said: 42 (user message 1)" in output.replace("\n\n", "\n")
     assert "(user message 2)" in output, "the second process resumed the session"
     assert "'user message 2' shows the models were sent the first turn too" in flat
     assert "researcher (4 messages)" in output and "writer (4 messages)" in output
+    assert 'calls calculator-add {"a": 19, "b": 23}' in output, "the tool call, in the transcript"
+    assert "calculator-add returned: 42" in output
     assert output.count("report generate") == 2 and "├── researcher generate" in output
     assert "$0.000" in output, "cost from the price table"
     events = output.split("6. the session's events", 1)[1].splitlines()[1:]

@@ -13,8 +13,9 @@ from and go to:
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from mcp_agent.db.events.capture import EventWriter, spill_directory
 from mcp_agent.db.events.shutdown import interrupt_on_sigterm, restore_sigterm
 from mcp_agent.db.events.sql import SqlEventSink
 from mcp_agent.db.executions.sql import SqlExecutionStore
-from mcp_agent.db.executions.tracking import RunRecorder, interrupt_dead_workers
+from mcp_agent.db.executions.tracking import interrupt_dead_workers
 from mcp_agent.db.executions.usage import PriceBook
 from mcp_agent.db.patches import event_transport
 from mcp_agent.db.patches.agent_creation import on_agents_created
@@ -51,6 +52,8 @@ from mcp_agent.db.settings.document import DATABASE_SECTION, ConfigDocument
 from mcp_agent.db.settings.model_catalog import SqlModelCatalog
 from mcp_agent.db.settings.sql import SqlSettingsStore
 from mcp_agent.db.sync_bridge import run_blocking
+from mcp_agent.db.turns.recorder import RunRecorder
+from mcp_agent.db.turns.sql import SqlTurnStore
 from mcp_agent.db.urls import redact_url, resolve_database_url
 
 #: `settings_source` of a run whose settings came from the database.
@@ -120,6 +123,10 @@ class FastAgent(UpstreamFastAgent):
         self.settings_source = SETTINGS_FROM_DATABASE
         #: agent name -> fa_agent_versions.agent_version_id of what this run uses.
         self.definition_versions: dict[str, int | None] = {}
+        # The run's database runtime (engine and pool), opened by load_definitions or run and
+        # kept for the run on the loop that opened it: one engine for a run's whole life.
+        self._runtime: DatabaseRuntime | None = None
+        self._runtime_loop: asyncio.AbstractEventLoop | None = None
         super().__init__(
             name,
             config_path=config_path,
@@ -214,11 +221,28 @@ class FastAgent(UpstreamFastAgent):
             )
         return None
 
+    async def _database(self) -> DatabaseRuntime:
+        """The runtime of this app on the running loop, opened on first use."""
+        loop = asyncio.get_running_loop()
+        if self._runtime is None or self._runtime_loop is not loop:
+            self._runtime = await DatabaseRuntime.open(self.database_url)
+            self._runtime_loop = loop
+        return self._runtime
+
+    async def close_database(self) -> None:
+        """Close the database runtime this app holds, if any (a run closes it itself)."""
+        runtime, self._runtime, self._runtime_loop = self._runtime, None, None
+        if runtime is not None:
+            await runtime.close()
+
     async def load_definitions(self, *names: str) -> None:
-        """Register stored definitions of `names` and of every agent they depend on."""
-        async with await DatabaseRuntime.open(self.database_url) as runtime:
-            definitions = await SqlDefinitionStore(runtime).current()
-            known_servers = set((await SqlSettingsStore(runtime).load_document()).servers)
+        """Register stored definitions of `names` and of every agent they depend on.
+
+        The database stays open for the `run()` that follows on the same loop (a run
+        closes it); a caller that never runs can `await fast.close_database()`."""
+        runtime = await self._database()
+        definitions = await SqlDefinitionStore(runtime).current()
+        known_servers = set((await SqlSettingsStore(runtime).load_document()).servers)
         self.definition_versions.update(
             register_definitions(self.agents, definitions, list(names), known_servers=known_servers)
         )
@@ -263,7 +287,8 @@ class FastAgent(UpstreamFastAgent):
 
         Restoring and recording start as soon as upstream has created the agents, before
         upstream handles `--message`, `--prompt-file` or `--server` inside its run()."""
-        async with await DatabaseRuntime.open(self.database_url) as runtime:
+        runtime = await self._database()
+        async with _closing(self.close_database):
             await self.record_definitions(runtime)
             conversations = SqlConversationStore(runtime)
             created_session = await conversations.ensure_session(
@@ -273,7 +298,7 @@ class FastAgent(UpstreamFastAgent):
             executions = SqlExecutionStore(runtime)
             await interrupt_dead_workers(executions)
             recorder = RunRecorder(
-                executions,
+                SqlTurnStore(runtime),
                 self.definition_versions,
                 conversation=binding,
                 prices=PriceBook(await SqlModelCatalog(runtime).list_models()),
@@ -338,3 +363,12 @@ async def _discard_empty_session(conversations: SqlConversationStore, session_id
             f"fast-agent-db: the empty session {session_id} could not be removed: {error}",
             file=sys.stderr,
         )
+
+
+@asynccontextmanager
+async def _closing(close: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """Await `close` when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        await close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mcp_agent.db.conversations.base import NewMessage, StoredMessage
+from mcp_agent.db.errors import SessionError
 from mcp_agent.db.models.types import utc_now
 
 
@@ -35,7 +36,7 @@ class InMemoryConversationStore:
         self, session_id: str, agent_name: str, messages: Sequence[NewMessage]
     ) -> list[int]:
         if session_id not in self._sessions:
-            raise KeyError(f"no session {session_id!r}")
+            raise SessionError(f"no session {session_id!r}")
         history = self._messages.setdefault((session_id, agent_name), [])
         sequences = []
         for message in messages:

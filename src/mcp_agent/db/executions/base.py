@@ -8,9 +8,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from mcp_agent.db.conversations.base import PendingTurn
-from mcp_agent.db.executions.usage import UsageTotals, UsageTurn
-
 ExecutionStatus = Literal["running", "completed", "failed", "interrupted"]
 
 
@@ -57,25 +54,8 @@ class ExecutionRecord:
 
 
 class ExecutionStore(Protocol):
-    async def start(self, execution: ExecutionStart) -> None:
-        """Record that an execution began (status running)."""
-        ...
-
-    async def finish(
-        self,
-        execution_id: str,
-        *,
-        status: ExecutionStatus,
-        finished_at: datetime,
-        error: str | None = None,
-        totals: UsageTotals | None = None,
-        turns: Sequence[UsageTurn] = (),
-        history: PendingTurn | None = None,
-    ) -> None:
-        """Record how an execution ended: its own provider calls (`turns`), its totals (own
-        turns plus its children's) and the turn it added to its session's history (`history`),
-        in one transaction: a call is recorded as completed exactly when its turn is stored."""
-        ...
+    """Reading and maintaining the execution log. What a running call writes (its start,
+    its end with usage and turn) goes through the turn store (`mcp_agent.db.turns`)."""
 
     async def running_workers(self) -> list[str]:
         """Worker ids that still have executions marked running."""
