@@ -38,7 +38,9 @@ from history import database_url, fork_history, scratch_database, turn  # noqa: 
 from peers import PACKAGES as PEER_PACKAGES  # noqa: E402
 from peers import adk_history, langgraph_history  # noqa: E402
 
+from mcp_agent.db.conversations.base import PendingTurn  # noqa: E402
 from mcp_agent.db.conversations.sql import SqlConversationStore  # noqa: E402
+from mcp_agent.db.executions.base import ExecutionStart  # noqa: E402
 from mcp_agent.db.migration_runner import MigrationRunner  # noqa: E402
 from mcp_agent.db.models import ExecutionRow  # noqa: E402
 from mcp_agent.db.models.types import utc_now  # noqa: E402
@@ -48,6 +50,8 @@ from mcp_agent.db.settings.sql import SqlSettingsStore  # noqa: E402
 from mcp_agent.db.settings.yaml_files import parse_yaml  # noqa: E402
 from mcp_agent.db.testing.embedded_postgres import postgres_server  # noqa: E402
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer  # noqa: E402
+from mcp_agent.db.turns.base import CallEnd  # noqa: E402
+from mcp_agent.db.turns.sql import SqlTurnStore  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -209,9 +213,13 @@ async def engine_commit_floor(url: str, count: int = 500) -> float:
 
 
 async def concurrency(url: str, levels: list[int], turns_each: int) -> list[dict[str, Any]]:
+    """Calls per second with `level` sessions talking at once, each call recorded as a run
+    records it (its running row, then its end with a two-message turn: `SqlTurnStore`),
+    beside the same number of raw psycopg loops of single-row INSERT + COMMIT on the server."""
     results = []
     async with await DatabaseRuntime.open(url) as runtime:
         store = SqlConversationStore(runtime)
+        calls = SqlTurnStore(runtime)
         for level in levels:
             sessions = [f"c{level}-{n}" for n in range(level)]
             for session_id in sessions:
@@ -221,18 +229,69 @@ async def concurrency(url: str, levels: list[int], turns_each: int) -> list[dict
             async def converse(session_id: str) -> None:
                 nonlocal errors
                 for number in range(turns_each):
+                    execution_id = str(uuid.uuid4())
                     try:
-                        await store.append(session_id, "a", turn(number))
+                        await calls.start_call(
+                            ExecutionStart(
+                                execution_id=execution_id,
+                                parent_execution_id=None,
+                                agent_name="a",
+                                agent_version_id=None,
+                                operation="generate",
+                                started_at=utc_now(),
+                                worker_id="bench",
+                                session_id=session_id,
+                            )
+                        )
+                        await calls.end_call(
+                            CallEnd(
+                                execution_id,
+                                "completed",
+                                utc_now(),
+                                turn=PendingTurn(session_id, "a", turn(number)),
+                            )
+                        )
                     except Exception:  # noqa: BLE001 - counted, reported
                         errors += 1
 
             started = time.perf_counter()
             await asyncio.gather(*(converse(s) for s in sessions))
             elapsed = time.perf_counter() - started
+            raw = await raw_commit_rate(url, level, turns_each * 2)
             results.append(
-                {"sessions": level, "turns_per_s": level * turns_each / elapsed, "errors": errors}
+                {
+                    "sessions": level,
+                    "turns_per_s": level * turns_each / elapsed,
+                    "errors": errors,
+                    "raw_commits_per_s": raw,
+                }
             )
     return results
+
+
+async def raw_commit_rate(url: str, loops: int, commits_each: int) -> float:
+    """Single-row INSERT + COMMIT per second from `loops` concurrent psycopg connections."""
+    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    connections = [await psycopg.AsyncConnection.connect(libpq) for _ in range(loops)]
+    try:
+        await connections[0].execute(
+            "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial primary key, body text)"
+        )
+        await connections[0].commit()
+
+        async def loop(connection: psycopg.AsyncConnection) -> None:
+            for number in range(commits_each):
+                await connection.execute(
+                    "INSERT INTO bench_floor (body) VALUES (%s)", (f"row {number}",)
+                )
+                await connection.commit()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop(connection) for connection in connections))
+        return loops * commits_each / (time.perf_counter() - started)
+    finally:
+        for connection in connections:
+            await connection.close()
 
 
 # -- report --------------------------------------------------------------------------------
@@ -467,13 +526,22 @@ def write_report(results: dict[str, Any], out: Path) -> str:
         f"{events['writer_per_s'] / events['copy_per_s']:.2f}); COPY into an unindexed "
         f"temporary table {events['copy_unindexed_per_s']:,.0f} rows/s.",
         "",
-        "## Concurrency (PostgreSQL, turns appended per session)",
+        "## Concurrency (PostgreSQL, calls recorded as a run records them)",
         "",
-        "| sessions | turns/s | errors |",
-        "|---|---|---|",
+        "Each call: its running row, then its end with a two-message turn (two commits). "
+        "Raw: as many concurrent psycopg connections, each a loop of single-row INSERT + "
+        "COMMIT.",
+        "",
+        "| sessions | calls/s | errors | raw commits/s | calls/s / raw commits/s |",
+        "|---|---|---|---|---|",
     ]
     for row in results["concurrency"]:
-        lines.append(f"| {row['sessions']} | {row['turns_per_s']:,.0f} | {row['errors']} |")
+        raw = row.get("raw_commits_per_s")
+        ratio = f"{row['turns_per_s'] / raw:.2f}" if raw else ""
+        lines.append(
+            f"| {row['sessions']} | {row['turns_per_s']:,.0f} | {row['errors']} | "
+            f"{raw or 0:,.0f} | {ratio} |"
+        )
     lines += [
         "",
         "Plots: turn_cost.png, history_load.png, history_append.png, concurrency.png",
@@ -535,7 +603,7 @@ def main() -> None:
             }
             print("concurrency...", flush=True)
             results["concurrency"] = asyncio.run(
-                concurrency(databases.postgres(), [1, 4, 16, 64], 5 if args.quick else 20)
+                concurrency(databases.postgres(), [1, 4, 16, 64, 256], 5 if args.quick else 20)
             )
         results["targets"] = evaluate(results)
         print(write_report(results, args.out))

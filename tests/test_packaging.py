@@ -48,8 +48,9 @@ def test_wheel_holds_only_the_overlay_and_its_migrations(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     package_files = [name for name in names if not name.startswith("fast_agent_db-")]
     assert package_files, names
-    # Besides the overlay: the drop-in activation, a .pth line and the module it loads.
-    activation = {"fast_agent_db.pth", "fast_agent_db_hook.py"}
+    # Besides the overlay: the drop-in activation (a .pth line and the module it loads) and
+    # the console script's entry module.
+    activation = {"fast_agent_db.pth", "fast_agent_db_hook.py", "fast_agent_db_cli.py"}
     assert activation <= set(package_files)
     others = [name for name in package_files if name not in activation]
     assert all(name.startswith("mcp_agent/db/") for name in others), others

@@ -2,9 +2,11 @@
 
 PostgreSQL: a call's start is one INSERT and its end one call of `fa_end_call` (migration
 0005), each a single statement in autocommit sent over the pooled psycopg connection itself:
-two round trips per call, no BEGIN/COMMIT, no SQL compiled per call. SQLite: the same end as
-one transaction of the statements the function runs (SQLite has no stored functions, and its
-round trips stay inside the process).
+two round trips per call, no BEGIN/COMMIT, no SQL compiled per call. SQLite (no stored
+functions): the same statements the function runs, as one transaction run in one hop on the
+connection's own thread (aiosqlite runs every sqlite3 call on a thread of its own; one hop per
+statement through the async stack cost more than the statements), values bound with the
+columns' own SQLAlchemy types, so rows are stored exactly as the ORM stores them.
 
 Errors of the raw driver are raised as SQLAlchemy's `DBAPIError` family (as every other
 store's), so the callers' and the CLI's handling of database errors applies unchanged.
@@ -12,23 +14,26 @@ store's), so the callers' and the CLI's handling of database errors applies unch
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import insert, update
 from sqlalchemy.exc import DBAPIError
 
 from mcp_agent.db.conversations.base import NewMessage, PendingTurn
 from mcp_agent.db.conversations.codec import encode_multipart, encode_provider, escape_nul
-from mcp_agent.db.conversations.sql import SessionError, append_messages
+from mcp_agent.db.conversations.sql import Lineage, SessionError
 from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.executions.usage import UsageTotals, UsageTurn
-from mcp_agent.db.models import ExecutionRow, UsageTurnRow
+from mcp_agent.db.models import ExecutionRow, MessageRow, UsageTurnRow
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.turns.base import CallEnd
+
+_T = TypeVar("_T")
 
 #: SQLSTATE `fa_end_call` raises for a missing session (or ancestor of one).
 _NO_SESSION_SQLSTATE = "FA001"
@@ -125,10 +130,122 @@ def call_end_document(end: CallEnd) -> str:
     )
 
 
+_SQLITE_START_COLUMNS = (
+    "execution_id",
+    "parent_execution_id",
+    "session_id",
+    "agent_name",
+    "agent_version_id",
+    "operation",
+    "started_at",
+    "worker_id",
+    "settings_source",
+)
+_SQLITE_MESSAGE_COLUMNS = (
+    "session_id",
+    "agent_name",
+    "sequence",
+    "role",
+    "content",
+    "provider",
+    "provider_messages",
+    "is_prompt",
+    "model",
+    "execution_id",
+    "created_at",
+)
+_SQLITE_USAGE_COLUMNS = (
+    "execution_id",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "tool_use_tokens",
+    "cost",
+    "raw_usage",
+    "created_at",
+)
+_SQLITE_TOTALS_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost",
+    "model",
+)
+
+
+class _SqliteBinder:
+    """Values of a row as SQLAlchemy binds them for SQLite (timestamps, JSON, decimals)."""
+
+    def __init__(self, table: Any, columns: Sequence[str], dialect: Any) -> None:
+        self.columns = tuple(columns)
+        self._processors = [
+            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        ]
+
+    def bind(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None else process(value)
+            for process, value in zip(
+                self._processors, (values[name] for name in self.columns), strict=True
+            )
+        )
+
+    def insert(self, table: str) -> str:
+        marks = ", ".join("?" for _ in self.columns)
+        return f"INSERT INTO {table} ({', '.join(self.columns)}) VALUES ({marks})"
+
+
+def _sqlite_lineage(connection: sqlite3.Connection, session_id: str, now: str) -> Lineage:
+    """As `conversations.sql._lineage(lock=True)`, on the sqlite3 connection: the UPDATE takes
+    the database's write lock first, so the sequence read after it is the latest."""
+    lineage: Lineage = []
+    # fetchall: a RETURNING statement is finished only once its rows are all read.
+    locked = connection.execute(
+        "UPDATE fa_sessions SET updated_at = ? WHERE session_id = ?"
+        " RETURNING parent_session_id, branch_point_message_id",
+        (now, session_id),
+    ).fetchall()
+    row = locked[0] if locked else None
+    current: str | None = session_id
+    cut: int | None = None
+    while row is not None:
+        lineage.append((current, cut))  # type: ignore[arg-type]
+        parent, branch_point = row
+        if branch_point is not None:
+            cut = branch_point if cut is None else min(cut, branch_point)
+        if parent is None:
+            return lineage
+        current = parent
+        row = connection.execute(
+            "SELECT parent_session_id, branch_point_message_id FROM fa_sessions"
+            " WHERE session_id = ?",
+            (current,),
+        ).fetchone()
+    if not lineage:
+        raise SessionError(f"no session {session_id!r}")
+    raise SessionError(f"session {current!r}, an ancestor of {session_id!r}, is missing")
+
+
 class SqlTurnStore:
     def __init__(self, runtime: DatabaseRuntime) -> None:
         self._runtime = runtime
         self._postgres = runtime.dialect == "postgresql"
+        if not self._postgres:
+            dialect = runtime.engine.dialect
+            executions = ExecutionRow.__table__
+            self._start_row = _SqliteBinder(executions, _SQLITE_START_COLUMNS, dialect)
+            self._message_row = _SqliteBinder(
+                MessageRow.__table__, _SQLITE_MESSAGE_COLUMNS, dialect
+            )
+            self._usage_row = _SqliteBinder(UsageTurnRow.__table__, _SQLITE_USAGE_COLUMNS, dialect)
+            self._totals = _SqliteBinder(executions, _SQLITE_TOTALS_COLUMNS, dialect)
+            self._ended = _SqliteBinder(executions, ("finished_at",), dialect)
 
     @asynccontextmanager
     async def _driver_connection(self) -> AsyncIterator[Any]:
@@ -163,27 +280,24 @@ class SqlTurnStore:
                     ),
                 )
             return
-        async with self._runtime.engine.connect() as connection:
-            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(
-                insert(ExecutionRow).values(
-                    execution_id=start.execution_id,
-                    parent_execution_id=start.parent_execution_id,
-                    session_id=start.session_id,
-                    agent_name=start.agent_name,
-                    agent_version_id=start.agent_version_id,
-                    operation=start.operation,
-                    status="running",
-                    started_at=start.started_at,
-                    worker_id=start.worker_id,
-                    settings_source=start.settings_source,
-                )
-            )
+        row = self._start_row.bind(dataclasses.asdict(start))
+        statement = (
+            f"INSERT INTO fa_executions ({', '.join(_SQLITE_START_COLUMNS)}, status,"
+            " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
+            f" reasoning_tokens) VALUES ({', '.join('?' for _ in _SQLITE_START_COLUMNS)},"
+            " 'running', 0, 0, 0, 0, 0)"
+        )
+
+        def write(connection: sqlite3.Connection) -> None:
+            with _sqlite_transaction(connection):
+                connection.execute(statement, row)
+
+        await self._on_sqlite_thread(write)
 
     async def end_call(self, end: CallEnd) -> list[int]:
         if self._postgres:
             return await self._end_call_postgres(end)
-        return await self._end_call_in_statements(end)
+        return await self._end_call_sqlite(end)
 
     async def _end_call_postgres(self, end: CallEnd) -> list[int]:
         import psycopg
@@ -203,28 +317,92 @@ class SqlTurnStore:
             return []
         return list(range(first, first + len(end.turn.messages)))
 
-    async def _end_call_in_statements(self, end: CallEnd) -> list[int]:
-        values: dict[str, object] = {
-            "status": end.status,
-            "finished_at": end.finished_at,
-            "error": end.error,
-        }
-        if end.totals is not None:
-            values.update(_totals_values(end.totals))
-        sequences: list[int] = []
-        async with self._runtime.engine.begin() as connection:
-            if end.turn is not None:
-                sequences = await append_messages(
-                    connection, end.turn.session_id, end.turn.agent_name, end.turn.messages
-                )
-            await connection.execute(
-                update(ExecutionRow)
-                .where(ExecutionRow.execution_id == end.execution_id)
-                .values(**values)
+    async def _on_sqlite_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` with the pooled sqlite3 connection, on its aiosqlite thread: one hop."""
+        async with self._runtime.engine.connect() as connection:
+            pooled = await connection.get_raw_connection()
+            driver = pooled.driver_connection  # aiosqlite.Connection
+            try:
+                # aiosqlite's queue to its thread: the one way to run several sqlite3 calls in
+                # one hop (its public methods hop once each).
+                return await driver._execute(work, driver._conn)
+            except sqlite3.Error as error:
+                raise DBAPIError.instance(None, None, error, sqlite3.Error) from error
+
+    async def _end_call_sqlite(self, end: CallEnd) -> list[int]:
+        ended = self._ended.bind({"finished_at": end.finished_at})[0]
+        totals = self._totals.bind(_totals_values(end.totals)) if end.totals is not None else None
+        usage = [
+            self._usage_row.bind(
+                {**_usage_values(end.execution_id, turn), "created_at": end.finished_at}
             )
-            if end.usage:
-                await connection.execute(
-                    insert(UsageTurnRow),
-                    [_usage_values(end.execution_id, turn) for turn in end.usage],
-                )
-        return sequences
+            for turn in end.usage
+        ]
+        turn = end.turn if end.turn is not None and end.turn.messages else None
+        messages = []
+        if turn is not None:
+            messages = [
+                {
+                    **_message_document(message),
+                    "session_id": turn.session_id,
+                    "agent_name": turn.agent_name,
+                    "is_prompt": False,
+                    "created_at": end.finished_at,
+                }
+                for message in turn.messages
+            ]
+        insert_message = self._message_row.insert("fa_messages")
+        insert_usage = self._usage_row.insert("fa_usage_turns")
+        update_end = (
+            "UPDATE fa_executions SET status = ?, finished_at = ?, error = ?"
+            + ("".join(f", {name} = ?" for name in _SQLITE_TOTALS_COLUMNS) if totals else "")
+            + " WHERE execution_id = ?"
+        )
+        end_values = (end.status, ended, end.error, *(totals or ()), end.execution_id)
+
+        def write(connection: sqlite3.Connection) -> list[int]:
+            sequences: list[int] = []
+            with _sqlite_transaction(connection):
+                if turn is not None:
+                    lineage = _sqlite_lineage(connection, turn.session_id, ended)
+                    visible = " OR ".join(
+                        "session_id = ?" if cut is None else "(session_id = ? AND message_id <= ?)"
+                        for _session, cut in lineage
+                    )
+                    bound: list[Any] = [turn.agent_name]
+                    for session_id, cut in lineage:
+                        bound += [session_id] if cut is None else [session_id, cut]
+                    (last,) = connection.execute(
+                        "SELECT max(sequence) FROM fa_messages WHERE agent_name = ? AND ("
+                        + visible
+                        + ")",
+                        bound,
+                    ).fetchone()
+                    first = (last or 0) + 1
+                    sequences = list(range(first, first + len(messages)))
+                    connection.executemany(
+                        insert_message,
+                        [
+                            self._message_row.bind({**message, "sequence": sequence})
+                            for sequence, message in zip(sequences, messages, strict=True)
+                        ],
+                    )
+                connection.execute(update_end, end_values)
+                if usage:
+                    connection.executemany(insert_usage, usage)
+            return sequences
+
+        return await self._on_sqlite_thread(write)
+
+
+@contextmanager
+def _sqlite_transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE (the write lock up front, waiting out the busy timeout), COMMIT, or
+    ROLLBACK on any error."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
