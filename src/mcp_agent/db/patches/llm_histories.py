@@ -13,8 +13,26 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class HistorySnapshot:
-    transcript: list[Any]
-    provider: list[Any]
+    """The two histories as they were, kept by reference and length, not copied.
+
+    Taken before every call, so copying (O(history) per turn) is what it avoids. Upstream only
+    appends to these lists, or replaces them with new lists (`SimpleMemory.set`/`clear`, a
+    restore): the list objects held here keep their first `length` items either way, and
+    those are the histories as they were.
+    """
+
+    transcript_list: list[Any]
+    transcript_length: int
+    provider_list: list[Any]
+    provider_length: int
+
+    @property
+    def transcript(self) -> list[Any]:
+        return self.transcript_list[: self.transcript_length]
+
+    @property
+    def provider(self) -> list[Any]:
+        return self.provider_list[: self.provider_length]
 
 
 def llm_of(agent: Any) -> Any | None:
@@ -26,7 +44,8 @@ def snapshot(agent: Any) -> HistorySnapshot | None:
     llm = llm_of(agent)
     if llm is None:
         return None
-    return HistorySnapshot(list(llm._message_history), list(llm.history.history))
+    transcript, provider = llm._message_history, llm.history.history
+    return HistorySnapshot(transcript, len(transcript), provider, len(provider))
 
 
 def replace(agent: Any, transcript: list[Any], provider: list[Any]) -> bool:
@@ -43,11 +62,10 @@ def added_since(agent: Any, before: HistorySnapshot) -> HistorySnapshot:
     """What the histories gained after `before` was taken."""
     llm = llm_of(agent)
     if llm is None:
-        return HistorySnapshot([], [])
-    return HistorySnapshot(
-        llm._message_history[len(before.transcript) :],
-        list(llm.history.history)[len(before.provider) :],
-    )
+        return HistorySnapshot([], 0, [], 0)
+    transcript = llm._message_history[before.transcript_length :]
+    provider = llm.history.history[before.provider_length :]
+    return HistorySnapshot(transcript, len(transcript), provider, len(provider))
 
 
 def provider_and_model(agent: Any) -> tuple[str | None, str | None]:
