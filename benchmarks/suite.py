@@ -302,74 +302,62 @@ LANGGRAPH = "LangGraph PostgresSaver"
 ADK = "ADK DatabaseSessionService"
 
 
-def _peer_target(history: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _load_vs_langgraph(history: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Issue 15 target 2: loads faster than LangGraph at every size; appends >= 2x faster
+    from 1,000 messages."""
     ours = {row["size"]: row for row in history[FORK_PG]}
-    misses, ratios = [], []
-    for peer in (LANGGRAPH, ADK):
-        for row in history[peer]:
-            mine = ours[row["size"]]
-            load_ratio = row["load_s"] / mine["load_s"]
-            append_ratio = mine["append_messages_per_s"] / row["append_messages_per_s"]
-            ratios += [load_ratio, append_ratio]
-            if load_ratio <= 1:
-                misses.append(f"load at {row['size']:,} vs {peer} ({load_ratio:.2f}x)")
-            if append_ratio <= 1:
-                misses.append(f"append at {row['size']:,} vs {peer} ({append_ratio:.2f}x)")
-    largest = max(ours)
-    langgraph_append = (
-        ours[largest]["append_messages_per_s"]
-        / {r["size"]: r for r in history[LANGGRAPH]}[largest]["append_messages_per_s"]
-    )
+    theirs = {row["size"]: row for row in history[LANGGRAPH]}
+    misses, shown = [], []
+    for size in sorted(theirs):
+        load = theirs[size]["load_s"] / ours[size]["load_s"]
+        append = ours[size]["append_messages_per_s"] / theirs[size]["append_messages_per_s"]
+        shown.append(f"{size:,}: load {load:.2f}x, append {append:.1f}x")
+        if load <= 1:
+            misses.append(f"load at {size:,} ({load:.2f}x)")
+        if size >= 1_000 and append < 2:
+            misses.append(f"append at {size:,} ({append:.2f}x)")
     return {
-        "target": "faster than LangGraph PostgresSaver and ADK DatabaseSessionService "
-        "at append and at load, at every size",
-        "measured": f"slowest margin {min(ratios):.2f}x, largest {max(ratios):,.0f}x "
-        "(peer time / ours)",
+        "target": "loads faster than LangGraph PostgresSaver at every size; appends >= 2x "
+        "faster from 1,000 messages",
+        "measured": "LangGraph time / ours: " + "; ".join(shown),
         "met": not misses,
-        "why": "missed: "
-        + "; ".join(misses)
-        + ". LangGraph keeps a thread's whole message list as one msgpack blob per checkpoint: "
-        "a load is one row decoded in Rust, which a row per message (what makes appends, "
-        "forks and SQL over history cheap) does not beat; the price is that every append "
-        f"rewrites the whole list ({langgraph_append:,.0f}x slower than ours at "
-        f"{largest:,} messages). A small append is one transaction of five statements here, "
-        "against LangGraph's single pipelined put",
+        "why": ("missed: " + "; ".join(misses)) if misses else "",
     }
 
 
 def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
-    pg_turn = results["turns"]["passthrough/fork-postgresql"]
+    turns = results["turns"]
+    pg_turn = turns["passthrough/fork-postgresql"]
+    sqlite_turn = turns["passthrough/fork-sqlite"]
+    sdk_ratio = turns["generic.fake-model/fork-postgresql"]["ratio_to_upstream"]
     floor = results["commit_floor_ms"]
     engine_floor = results["engine_commit_floor_ms"]
-    load_10k = next(r for r in results["history"][FORK_PG] if r["size"] == 10_000)
     events = results["events"]
-    top = results["concurrency"][-1]
+    history = results["history"]
+    pg_loads = {row["size"]: row["load_s"] for row in history[FORK_PG]}
+    sqlite_loads = {row["size"]: row["load_s"] for row in history[FORK_SQLITE]}
+    worst_sqlite_load = max(sqlite_loads[size] / pg_loads[size] for size in pg_loads)
+    concurrency_rows = [row for row in results["concurrency"] if row["sessions"] >= 64]
     return [
         {
             "target": "per-turn DB time on PostgreSQL <= 3x the single-commit floor",
             "measured": f"{pg_turn['db_ms'] / floor:.1f}x "
             f"({pg_turn['db_ms']:.2f} ms vs {floor:.3f} ms)",
             "met": pg_turn["db_ms"] <= 3 * floor,
-            "why": "a call makes two writes on its path: its running row (one autocommit "
-            "INSERT), then one transaction of five statements (session lock, next sequence, the "
-            "turn's messages, the execution's end, its usage), so that a crash leaves a running "
-            "row and a call is completed exactly when its turn is stored. Each statement is a "
-            "round trip through the async stack: one INSERT + COMMIT through the async "
-            f"SQLAlchemy engine takes {engine_floor:.3f} ms here, {engine_floor / floor:.1f}x "
-            "the floor measured with synchronous psycopg. Python work on the path (encoding "
-            "the turn, usage, events) is small beside it (profiled). With the real provider "
-            "path the fork costs "
-            f"{results['turns']['generic.fake-model/fork-postgresql']['ratio_to_upstream']:.2f}x "
-            "upstream's turn against a local fake server, and less against a real model",
+            "why": "a call is two round trips (its running row, then its end as one call of "
+            "fa_end_call), each through the pooled connection of the async engine (checkout, "
+            f"greenlet bridge; one INSERT + COMMIT through the engine takes {engine_floor:.3f} ms"
+            f" here, {engine_floor / floor:.1f}x the synchronous floor), plus upstream's own "
+            "per-call work the fork adds to (usage accounting, event capture); see the profile "
+            "(benchmarks/turn_profile.py)",
         },
         {
-            "target": "loading a 10,000-message session <= 2x the raw SELECT",
-            "measured": f"{load_10k['load_to_raw']:.1f}x ({load_10k['load_s']:.3f} s vs "
-            f"{load_10k['raw_select_s']:.3f} s; {load_10k['load_to_wire']:.1f}x a SELECT "
-            "that leaves the JSON undecoded)",
-            "met": load_10k["load_to_raw"] <= 2,
-            "why": "every row is validated into upstream's PromptMessageMultipart (pydantic) and "
-            "its provider-native items rebuilt as SDK objects",
+            "target": "a turn through the real OpenAI SDK path <= 1.05x upstream's",
+            "measured": f"{sdk_ratio:.2f}x",
+            "met": sdk_ratio <= 1.05,
+            "why": "the same two round trips and the turn's encoding, on a turn that the local "
+            "fake model answers in a few milliseconds; against a real model (hundreds of ms) "
+            "the same cost is a few percent",
         },
         {
             "target": "events >= 0.5x the COPY rate",
@@ -381,12 +369,31 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             "queueing) on the same two cores as the server",
         },
         {
-            "target": f"zero errors at {top['sessions']} concurrent sessions",
-            "measured": f"{top['errors']} errors",
-            "met": top["errors"] == 0,
-            "why": "",
+            "target": "calls/s at 64 and 256 concurrent sessions >= 0.5x as many raw "
+            "INSERT + COMMIT loops, 0 errors",
+            "measured": "; ".join(
+                f"{row['sessions']}: {row['turns_per_s'] / row['raw_commits_per_s']:.2f}x "
+                f"({row['turns_per_s']:,.0f} calls/s vs {row['raw_commits_per_s']:,.0f} "
+                f"commits/s), {row['errors']} errors"
+                for row in concurrency_rows
+            ),
+            "met": all(
+                row["errors"] == 0 and row["turns_per_s"] >= 0.5 * row["raw_commits_per_s"]
+                for row in concurrency_rows
+            ),
+            "why": "a call is two commits (its running row, its end); the client's Python work "
+            "per call shares the two cores with the server",
         },
-        _peer_target(results["history"]),
+        {
+            "target": "SQLite per-turn time and load within 1.5x of PostgreSQL's",
+            "measured": f"turn {sqlite_turn['db_ms'] / pg_turn['db_ms']:.2f}x "
+            f"({sqlite_turn['db_ms']:.2f} vs {pg_turn['db_ms']:.2f} ms); load at worst "
+            f"{worst_sqlite_load:.2f}x",
+            "met": sqlite_turn["db_ms"] <= 1.5 * pg_turn["db_ms"] and worst_sqlite_load <= 1.5,
+            "why": "SQLite's commit is an fsync of the WAL (synchronous=NORMAL syncs at "
+            "checkpoints only), and every call goes through aiosqlite's thread",
+        },
+        _load_vs_langgraph(history),
     ]
 
 

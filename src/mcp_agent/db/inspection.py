@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import func, inspect, literal, select, union_all
 
-from mcp_agent.db.migration_runner import head_revision
 from mcp_agent.db.models import Base
 from mcp_agent.db.runtime import DatabaseRuntime
+from mcp_agent.db.schema_head import SCHEMA_HEAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +32,7 @@ class SchemaStatus:
 
 async def describe_schema(runtime: DatabaseRuntime) -> SchemaStatus:
     """The revision, the head this code needs, and every fast-agent-db table present."""
-    head = await asyncio.to_thread(head_revision)
+    head = SCHEMA_HEAD  # known without loading Alembic (tests check it is the chain's head)
     revision = await runtime.schema_revision()
     async with runtime.engine.connect() as connection:
         present = set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))

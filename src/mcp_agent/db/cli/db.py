@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -20,7 +20,10 @@ from mcp_agent.db.cli.formats import (
 from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import EXIT_BAD_INPUT, console, fail, run_async
 from mcp_agent.db.inspection import SchemaStatus, describe_schema
-from mcp_agent.db.migration_runner import DowngradePlan, MigrationRunner, head_revision
+from mcp_agent.db.schema_head import SCHEMA_HEAD
+
+if TYPE_CHECKING:
+    from mcp_agent.db.migration_runner import DowngradePlan
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import redact_url, resolve_database_url
 
@@ -35,6 +38,8 @@ async def _migrate(
 ) -> tuple[str | None, str | None]:
     """Upgrade or downgrade to `target`; returns the revisions before and after."""
 
+    from mcp_agent.db.migration_runner import MigrationRunner  # Alembic: only to migrate
+
     def work() -> tuple[str | None, str | None]:
         with MigrationRunner(raw_url) as runner:
             before = runner.current()
@@ -48,6 +53,8 @@ async def _migrate(
 
 
 async def _plan_downgrade(raw_url: str, target: str) -> DowngradePlan:
+    from mcp_agent.db.migration_runner import MigrationRunner
+
     def work() -> DowngradePlan:
         with MigrationRunner(raw_url) as runner:
             return runner.plan_downgrade(target)
@@ -175,7 +182,7 @@ def current(
         del document["tables"]
         print_document(document, chosen)
         return
-    console.print(f"{status.revision or 'none'} (head: {head_revision()})")
+    console.print(f"{status.revision or 'none'} (head: {SCHEMA_HEAD})")
 
 
 @app.command()
