@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import gc
+import json
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from functools import cache
+from operator import gt, itemgetter
 from typing import Any
 
-from sqlalchemy import Row, Select, Text, and_, cast, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from pydantic_core import from_json
+from sqlalchemy import (
+    Row,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.expression import type_coerce
 
 from mcp_agent.db.conversations.base import NewMessage, SessionSummary, StoredMessage
 from mcp_agent.db.conversations.codec import (
+    RECORD_SEPARATOR,
     decode_multipart_json,
+    decode_multipart_records,
     decode_provider_json,
+    decode_provider_list_json,
     encode_multipart,
     encode_provider,
     escape_nul,
@@ -146,6 +172,324 @@ def _visible(lineage: Lineage):  # noqa: ANN202 - a SQL expression
     )
 
 
+async def _load_row_by_row(
+    connection: AsyncConnection, dialect: str, session_id: str, agent_name: str
+) -> list[StoredMessage]:
+    """`SqlConversationStore.load` a row per message: for a history too large for one value."""
+    lineage = await _lineage(connection, session_id)
+    if not lineage:
+        return []
+    rows = (
+        await connection.execute(
+            select(*_history_columns(dialect))
+            .where(MessageRow.agent_name == agent_name, _visible(lineage))
+            .order_by(MessageRow.sequence)
+        )
+    ).all()
+    with _collector_paused():
+        return [_stored(row) for row in rows]
+
+
+#: Messages read by a load's first statement, and the most read by one statement: a longer
+#: history is read in chunks of doubling size, each statement sent before the chunk before
+#: it is decoded, so that the database prepares the next chunk (on another core) while this
+#: process decodes the last one.
+FIRST_CHUNK, LARGEST_CHUNK = 256, 4096
+
+
+def _joined(dialect: str, value: Any, separator: str) -> Any:
+    """The aggregate of `value` (text) over the rows, `separator` between items."""
+    if dialect == "postgresql":
+        return func.string_agg(value, separator)
+    return func.group_concat(value, separator)
+
+
+def _history_documents(dialect: str, rows: Any) -> Select[Any]:
+    """The messages of the ordered subquery `rows` (`_history_rows`) as three documents (text)
+    in one row. Item i of each is message i: `contents` holds the stored transcript entries
+    joined with RECORD_SEPARATOR (see `decode_multipart_records`), `providers` is a JSON array
+    of the provider item lists (null for a message without any), `meta` a JSON array of
+    [message_id, session_id, sequence, provider, model, created_at] per message, created_at as
+    UTC wall time without a zone. All three are NULL when there is no message.
+
+    A row of three documents instead of a row per message: a long history crosses the wire
+    and the driver as three strings, with no Python object per row and column on the way.
+    The aggregates read the rows in one pass, so they stay aligned; neither backend promises
+    to keep the subquery's order in them, which `_decoded` checks.
+    """
+    return select(
+        type_coerce(_joined(dialect, rows.c.content, RECORD_SEPARATOR), Text).label("contents"),
+        type_coerce("[" + _joined(dialect, rows.c.provider_messages, ",") + "]", Text).label(
+            "providers"
+        ),
+        type_coerce("[" + _joined(dialect, rows.c.meta, ",") + "]", Text).label("meta"),
+    )
+
+
+def _history_rows(dialect: str, *, session_ids: bool) -> tuple[Any, ...]:
+    """The columns `_history_documents` aggregates, as text. The meta of a message is
+    [message_id, session_id, sequence, provider, model, created_at], without session_id
+    unless `session_ids`; created_at as UTC wall time without a zone."""
+    if dialect == "postgresql":
+
+        def json_or_null(value: Any) -> Any:
+            return func.coalesce(cast(func.to_json(value), Text), "null")
+
+        # Built as text: json_build_array costs the server a third more. to_json writes a
+        # timestamp in ISO 8601 whatever the server's DateStyle.
+        fields: list[Any] = [MessageRow.message_id]
+        if session_ids:
+            fields.append(func.to_json(MessageRow.session_id))
+        fields += [
+            MessageRow.sequence,
+            json_or_null(MessageRow.provider),
+            json_or_null(MessageRow.model),
+            func.to_json(func.timezone("UTC", MessageRow.created_at)),
+        ]
+        meta = func.concat("[", *_interleaved(fields, ","), "]")
+        content = cast(MessageRow.content, Text)
+        provider_messages = cast(MessageRow.provider_messages, Text)
+    else:  # SQLite stores JSON as text already, and its created_at as UTC wall time
+        meta = func.json_array(
+            MessageRow.message_id,
+            *((MessageRow.session_id,) if session_ids else ()),
+            MessageRow.sequence,
+            MessageRow.provider,
+            MessageRow.model,
+            MessageRow.created_at,
+        )
+        content = type_coerce(MessageRow.content, Text)
+        provider_messages = type_coerce(MessageRow.provider_messages, Text)
+    return (
+        content.label("content"),
+        func.coalesce(provider_messages, "null").label("provider_messages"),
+        meta.label("meta"),
+    )
+
+
+def _interleaved(items: list[Any], separator: str) -> list[Any]:
+    return [part for item in items for part in (separator, item)][1:]
+
+
+@cache
+def _own_history(dialect: str) -> Select[Any]:
+    """Whether the session exists, its parent, and a chunk of its own messages of an agent as
+    `_history_documents`: those with a sequence above `after`, at most `limit` of them.
+
+    Parameters session_id, agent_name, after, limit. Built once: a short history loads in
+    about the time building the statement took. The session is read by scalar subqueries,
+    not joined: SQLite would write the documents into a temporary table to join them.
+    """
+    session_id = bindparam("session_id")
+    rows = (
+        select(*_history_rows(dialect, session_ids=False))
+        .where(
+            MessageRow.session_id == session_id,
+            MessageRow.agent_name == bindparam("agent_name"),
+            MessageRow.sequence > bindparam("after"),
+        )
+        .order_by(MessageRow.sequence)
+        .limit(bindparam("limit"))
+        .subquery()
+    )
+    session = select(SessionRow.parent_session_id).where(SessionRow.session_id == session_id)
+    return _history_documents(dialect, rows).add_columns(
+        session.exists().label("found"), session.scalar_subquery().label("parent")
+    )
+
+
+def _inherited_history(dialect: str, ancestors: Lineage, agent_name: str) -> Select[Any]:
+    """What a branch sees of its ancestors' messages of an agent, as `_history_documents`.
+    Equal sequences (only possible across a lineage) are ordered by message_id."""
+    rows = (
+        select(*_history_rows(dialect, session_ids=True))
+        .where(MessageRow.agent_name == agent_name, _visible(ancestors))
+        .order_by(MessageRow.sequence, MessageRow.message_id)
+        .subquery()
+    )
+    return _history_documents(dialect, rows)
+
+
+_fromisoformat = datetime.fromisoformat
+_sqlite_datetime = SQLITE_DATETIME().result_processor(sqlite_dialect(), None)
+
+
+def _utc(text: str) -> datetime:
+    """A stored created_at (UTC wall time) as `UTCDateTime` returns it."""
+    try:
+        value = _fromisoformat(text)
+    except ValueError:
+        value = _sqlite_datetime(text)  # what SQLAlchemy's SQLite DateTime reads
+    return value.replace(tzinfo=UTC)
+
+
+def _meta(meta: str | None) -> list[list[Any]]:
+    if meta is None:
+        return []
+    try:
+        return from_json(meta)
+    except ValueError:
+        return json.loads(meta)
+
+
+def _utc_all(created: Sequence[str]) -> list[datetime]:
+    """`_utc` of each, without a call per value in the common case (replace() alone costs
+    more than parsing: a microsecond a message; an offset in the text gives UTC as is)."""
+    try:
+        return [_fromisoformat(text + "+00:00") for text in created]
+    except ValueError:
+        return [_utc(text) for text in created]
+
+
+def _construction() -> Any:
+    """A function building StoredMessages from columns of their fields.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__, which costs
+    a microsecond a message: as much as decoding its content. StoredMessage's __init__ does
+    nothing else, so the messages are allocated and their slots filled a column at a time,
+    which builds equal objects three times as fast. The plain constructor is used should the
+    class ever do more.
+    """
+    names = tuple(field.name for field in dataclasses.fields(StoredMessage))
+    if (
+        getattr(StoredMessage, "__slots__", None) != names
+        or hasattr(StoredMessage, "__post_init__")
+        or any(
+            field.default_factory is not dataclasses.MISSING
+            for field in dataclasses.fields(StoredMessage)
+        )
+    ):
+        return lambda columns: list(map(StoredMessage, *columns))
+    setters = [getattr(StoredMessage, name).__set__ for name in names]
+    new = object.__new__
+
+    def build(columns: Sequence[Sequence[Any]]) -> list[StoredMessage]:
+        messages = [new(StoredMessage) for _ in columns[0]]
+        for setter, column in zip(setters, columns, strict=True):
+            deque(map(setter, messages, column), maxlen=0)
+        return messages
+
+    return build
+
+
+_built = _construction()
+
+
+def _decoded(
+    agent_name: str,
+    session_id: str | None,
+    contents: str | None,
+    providers: str | None,
+    meta: list[list[Any]],
+) -> list[StoredMessage]:
+    """The messages of `_history_documents`, its meta already parsed (`_meta`), in order;
+    `session_id` is that of all of them, or None when the meta names each one's."""
+    if not meta or contents is None or providers is None:
+        return []
+    if session_id is None:
+        message_ids, session_ids, sequences, provider_names, models, created = zip(
+            *meta, strict=True
+        )
+    else:
+        message_ids, sequences, provider_names, models, created = zip(*meta, strict=True)
+        session_ids = (session_id,) * len(message_ids)
+    messages = decode_multipart_records(contents)
+    provider_messages = decode_provider_list_json(providers)
+    if not len(messages) == len(provider_messages) == len(message_ids):
+        raise ValueError("the documents of a history do not hold the same number of messages")
+    stored = _built(
+        (
+            message_ids,
+            session_ids,
+            (agent_name,) * len(message_ids),
+            sequences,
+            messages,
+            provider_messages,
+            provider_names,
+            models,
+            _utc_all(created),
+        )
+    )
+    if any(map(gt, sequences, sequences[1:])):
+        stored.sort(key=_position)
+    return stored
+
+
+def _position(message: StoredMessage) -> tuple[int, int]:
+    return message.sequence, message.message_id
+
+
+async def _history(
+    connection: AsyncConnection, dialect: str, session_id: str, agent_name: str
+) -> list[StoredMessage]:
+    """`SqlConversationStore.load` on an open connection.
+
+    A session that is not a branch and holds up to FIRST_CHUNK messages of the agent takes
+    one round trip. A branch then reads its lineage and the messages it inherits (each
+    ancestor's up to the branch point), which come before its own. A longer history is read
+    a chunk after another, the next statement in flight while a chunk is decoded.
+    """
+    statement = _own_history(dialect)
+    parameters = {
+        "session_id": session_id,
+        "agent_name": agent_name,
+        "after": 0,
+        "limit": FIRST_CHUNK,
+    }
+    *chunk, found, parent = (await connection.execute(statement, parameters)).one()
+    if not found:
+        return []
+    inherited: list[StoredMessage] = []
+    if parent is not None:
+        ancestors = (await _lineage(connection, session_id))[1:]
+        contents, providers, meta = (
+            await connection.execute(_inherited_history(dialect, ancestors, agent_name))
+        ).one()
+        with _collector_paused():
+            inherited = _decoded(agent_name, None, contents, providers, _meta(meta))
+    history: list[StoredMessage] = []
+    pending: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            contents, providers, meta = chunk
+            columns = _meta(meta)
+            more = len(columns) == parameters["limit"]
+            if more:
+                parameters = {
+                    **parameters,
+                    "after": max(map(itemgetter(1), columns)),  # [id, sequence, ...]
+                    "limit": min(2 * parameters["limit"], LARGEST_CHUNK),
+                }
+                pending = asyncio.ensure_future(connection.execute(statement, parameters))
+                await asyncio.sleep(0)  # it runs up to waiting for the database: sent
+            with _collector_paused():
+                history += _decoded(agent_name, session_id, contents, providers, columns)
+            if pending is None:
+                break
+            *chunk, found, _ = (await pending).one()
+            pending = None
+            if not found:  # the session was deleted meanwhile
+                break
+    finally:
+        if pending is not None:  # decoding failed: let the statement in flight finish first
+            with suppress(Exception):
+                await pending
+    if inherited and history and _position(inherited[-1]) > _position(history[0]):
+        # Only when an ancestor's append committed after the branch point was taken.
+        return sorted(inherited + history, key=_position)
+    return inherited + history
+
+
+def _too_long(error: DBAPIError) -> bool:
+    """Whether a statement failed only because a document outgrew the backend's limit on one
+    value (1 GB on both): a history of such messages is read row by row instead."""
+    original = error.orig
+    return (
+        getattr(original, "sqlstate", None) == "54000"  # PostgreSQL: program_limit_exceeded
+        or getattr(original, "sqlite_errorname", None) == "SQLITE_TOOBIG"
+    )
+
+
 async def append_messages(
     connection: AsyncConnection, session_id: str, agent_name: str, messages: Sequence[NewMessage]
 ) -> list[int]:
@@ -231,19 +575,22 @@ class SqlConversationStore:
 
     async def load(self, session_id: str, agent_name: str) -> list[StoredMessage]:
         # Core, not ORM entities: a long session loads without an identity map of rows.
+        dialect = self._runtime.dialect
         async with self._runtime.engine.connect() as connection:
-            lineage = await _lineage(connection, session_id)
-            if not lineage:
-                return []
-            rows = (
-                await connection.execute(
-                    select(*_history_columns(self._runtime.dialect))
-                    .where(MessageRow.agent_name == agent_name, _visible(lineage))
-                    .order_by(MessageRow.sequence)
-                )
-            ).all()
-        with _collector_paused():
-            return [_stored(row) for row in rows]
+            if dialect == "postgresql":
+                # Reads only: no BEGIN and ROLLBACK, two round trips of the three a short
+                # history took. Each statement reads a snapshot of its own, as it did in a
+                # READ COMMITTED transaction; appends only add rows after the last, so the
+                # chunks of a long history read one after another are the history as of the
+                # last of them.
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                return await _history(connection, dialect, session_id, agent_name)
+            except DBAPIError as error:
+                if not _too_long(error):
+                    raise
+                await connection.rollback()
+                return await _load_row_by_row(connection, dialect, session_id, agent_name)
 
     async def append(
         self, session_id: str, agent_name: str, messages: Sequence[NewMessage]
