@@ -88,6 +88,14 @@ async def runtime(database_url: str) -> AsyncIterator[DatabaseRuntime]:
     await runtime.close()
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which PostgreSQL the run uses, and why (see mcp_agent.db.testing.embedded_postgres)."""
+    from mcp_agent.db.testing.embedded_postgres import choose_postgres
+
+    choice = choose_postgres()
+    return f"PostgreSQL: {choice.source} ({choice.reason})"
+
+
 _BACKEND_OUTCOMES: dict[str, dict[str, int]] = {}
 
 
