@@ -277,8 +277,14 @@ def test_the_documents_are_put_back_in_order_when_a_backend_does_not_keep_it() -
     order = [3, 0, 4, 1, 2]
     contents = RECORD_SEPARATOR.join(json.dumps(encode_multipart(messages[n])) for n in order)
     providers = json.dumps([[{"n": n}] for n in order])
-    meta = [[100 + n, n + 1, "p", None, f"2026-01-01 00:00:0{n}.000000"] for n in order]
-    loaded = sql._decoded("a", "s", contents, providers, meta)
+    columns = [
+        [100 + n for n in order],  # message_ids
+        [n + 1 for n in order],  # sequences
+        ["p"] * 5,  # provider names
+        [None] * 5,  # models
+        [f"2026-01-01 00:00:0{n}.000000" for n in order],  # created
+    ]
+    loaded = sql._decoded("a", "s", contents, providers, columns)
     assert [m.sequence for m in loaded] == [1, 2, 3, 4, 5]
     assert [m.content for m in loaded] == messages
     assert [m.message_id for m in loaded] == [100, 101, 102, 103, 104]

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
-from operator import gt, itemgetter
+from operator import gt
 from typing import Any
 
 from pydantic_core import from_json
@@ -99,12 +99,15 @@ def _stored(row: Row[Any]) -> StoredMessage:
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a long history is decoded.
+    """Pause Python's cyclic garbage collector while a long history is read and decoded.
 
     Decoding allocates many objects and no cycles; with the collector on, the full collections
     it triggers scan the whole (large, in an agent process) heap again and again, which made a
-    10,000-message load 2-3x slower. The loop runs without awaiting, so nothing else runs
-    while the collector is paused; it is resumed after, as it was.
+    10,000-message load 2-3x slower, and a history read in chunks would have its decoded
+    messages scanned again after each chunk. Other tasks may run while a load awaits the
+    database (milliseconds; a second or two for 100,000 messages): they only allocate without
+    collections meanwhile. The collector is resumed after, as it was (nested pauses leave it
+    to the outermost).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -197,78 +200,90 @@ async def _load_row_by_row(
 FIRST_CHUNK, LARGEST_CHUNK = 256, 4096
 
 
-def _joined(dialect: str, value: Any, separator: str) -> Any:
-    """The aggregate of `value` (text) over the rows, `separator` between items."""
-    if dialect == "postgresql":
-        return func.string_agg(value, separator)
-    return func.group_concat(value, separator)
+#: The columns of a history as read in bulk, each aggregated into one document (text), in
+#: this order; session_ids only where they differ (a branch's inherited messages).
+DOCUMENTS = (
+    "contents",
+    "providers",
+    "message_ids",
+    "session_ids",
+    "sequences",
+    "provider_names",
+    "models",
+    "created",
+)
 
 
-def _history_documents(dialect: str, rows: Any) -> Select[Any]:
-    """The messages of the ordered subquery `rows` (`_history_rows`) as three documents (text)
-    in one row. Item i of each is message i: `contents` holds the stored transcript entries
-    joined with RECORD_SEPARATOR (see `decode_multipart_records`), `providers` is a JSON array
-    of the provider item lists (null for a message without any), `meta` a JSON array of
-    [message_id, session_id, sequence, provider, model, created_at] per message, created_at as
-    UTC wall time without a zone. All three are NULL when there is no message.
+def _history_documents(dialect: str, rows: Any, *, session_ids: bool) -> Select[Any]:
+    """The messages of the ordered subquery `rows` (`_history_rows`) as documents (text) in
+    one row, named as in DOCUMENTS. Item i of each is message i: `contents` holds the stored
+    transcript entries joined with RECORD_SEPARATOR (see `decode_multipart_records`); each
+    other is a JSON array: the provider item lists (null for a message without any), then a
+    column of the rows each, created as UTC wall time without a zone. All are NULL when there
+    is no message.
 
-    A row of three documents instead of a row per message: a long history crosses the wire
-    and the driver as three strings, with no Python object per row and column on the way.
-    The aggregates read the rows in one pass, so they stay aligned; neither backend promises
-    to keep the subquery's order in them, which `_decoded` checks.
+    A row of documents instead of a row per message: a long history crosses the wire and the
+    driver as a few strings, with no Python object per row and column on the way, and each
+    JSON array is parsed in one call. The aggregates read the rows in one pass, so they stay
+    aligned; neither backend promises to keep the subquery's order in them, which `_decoded`
+    checks.
     """
-    return select(
-        type_coerce(_joined(dialect, rows.c.content, RECORD_SEPARATOR), Text).label("contents"),
-        type_coerce("[" + _joined(dialect, rows.c.provider_messages, ",") + "]", Text).label(
-            "providers"
-        ),
-        type_coerce("[" + _joined(dialect, rows.c.meta, ",") + "]", Text).label("meta"),
-    )
+
+    def joined(value: Any, separator: str) -> Any:
+        if dialect == "postgresql":
+            return func.string_agg(value, separator)
+        return func.group_concat(value, separator)
+
+    documents = [type_coerce(joined(rows.c.contents, RECORD_SEPARATOR), Text).label("contents")]
+    for name in DOCUMENTS[1:]:
+        if name != "session_ids" or session_ids:
+            array = "[" + joined(rows.c[name], ",") + "]"
+            documents.append(type_coerce(array, Text).label(name))
+    return select(*documents)
 
 
 def _history_rows(dialect: str, *, session_ids: bool) -> tuple[Any, ...]:
-    """The columns `_history_documents` aggregates, as text. The meta of a message is
-    [message_id, session_id, sequence, provider, model, created_at], without session_id
-    unless `session_ids`; created_at as UTC wall time without a zone."""
+    """The columns `_history_documents` aggregates, as text (JSON but for the contents)."""
     if dialect == "postgresql":
 
-        def json_or_null(value: Any) -> Any:
+        def json(value: Any) -> Any:
             return func.coalesce(cast(func.to_json(value), Text), "null")
 
-        # Built as text: json_build_array costs the server a third more. to_json writes a
-        # timestamp in ISO 8601 whatever the server's DateStyle.
-        fields: list[Any] = [MessageRow.message_id]
-        if session_ids:
-            fields.append(func.to_json(MessageRow.session_id))
-        fields += [
-            MessageRow.sequence,
-            json_or_null(MessageRow.provider),
-            json_or_null(MessageRow.model),
-            func.to_json(func.timezone("UTC", MessageRow.created_at)),
-        ]
-        meta = func.concat("[", *_interleaved(fields, ","), "]")
-        content = cast(MessageRow.content, Text)
-        provider_messages = cast(MessageRow.provider_messages, Text)
+        def number(value: Any) -> Any:
+            return cast(value, Text)
+
+        def stored(value: Any) -> Any:
+            return cast(value, Text)
+
+        # to_json writes a timestamp in ISO 8601 whatever the server's DateStyle.
+        created = json(func.timezone("UTC", MessageRow.created_at))
     else:  # SQLite stores JSON as text already, and its created_at as UTC wall time
-        meta = func.json_array(
-            MessageRow.message_id,
-            *((MessageRow.session_id,) if session_ids else ()),
-            MessageRow.sequence,
-            MessageRow.provider,
-            MessageRow.model,
-            MessageRow.created_at,
-        )
-        content = type_coerce(MessageRow.content, Text)
-        provider_messages = type_coerce(MessageRow.provider_messages, Text)
-    return (
-        content.label("content"),
-        func.coalesce(provider_messages, "null").label("provider_messages"),
-        meta.label("meta"),
+
+        def json(value: Any) -> Any:
+            return func.json_quote(value)  # null for NULL
+
+        def number(value: Any) -> Any:
+            return value
+
+        def stored(value: Any) -> Any:
+            return type_coerce(value, Text)
+
+        created = json(MessageRow.created_at)
+    columns = {
+        "contents": stored(MessageRow.content),
+        "providers": func.coalesce(stored(MessageRow.provider_messages), "null"),
+        "message_ids": number(MessageRow.message_id),
+        "session_ids": json(MessageRow.session_id),
+        "sequences": number(MessageRow.sequence),
+        "provider_names": json(MessageRow.provider),
+        "models": json(MessageRow.model),
+        "created": created,
+    }
+    return tuple(
+        column.label(name)
+        for name, column in columns.items()
+        if name != "session_ids" or session_ids
     )
-
-
-def _interleaved(items: list[Any], separator: str) -> list[Any]:
-    return [part for item in items for part in (separator, item)][1:]
 
 
 @cache
@@ -293,7 +308,7 @@ def _own_history(dialect: str) -> Select[Any]:
         .subquery()
     )
     session = select(SessionRow.parent_session_id).where(SessionRow.session_id == session_id)
-    return _history_documents(dialect, rows).add_columns(
+    return _history_documents(dialect, rows, session_ids=False).add_columns(
         session.exists().label("found"), session.scalar_subquery().label("parent")
     )
 
@@ -307,7 +322,7 @@ def _inherited_history(dialect: str, ancestors: Lineage, agent_name: str) -> Sel
         .order_by(MessageRow.sequence, MessageRow.message_id)
         .subquery()
     )
-    return _history_documents(dialect, rows)
+    return _history_documents(dialect, rows, session_ids=True)
 
 
 _fromisoformat = datetime.fromisoformat
@@ -323,13 +338,13 @@ def _utc(text: str) -> datetime:
     return value.replace(tzinfo=UTC)
 
 
-def _meta(meta: str | None) -> list[list[Any]]:
-    if meta is None:
+def _array(document: str | None) -> list[Any]:
+    if document is None:
         return []
     try:
-        return from_json(meta)
+        return from_json(document)
     except ValueError:
-        return json.loads(meta)
+        return json.loads(document)
 
 
 def _utc_all(created: Sequence[str]) -> list[datetime]:
@@ -380,22 +395,21 @@ def _decoded(
     session_id: str | None,
     contents: str | None,
     providers: str | None,
-    meta: list[list[Any]],
+    columns: list[list[Any]],
 ) -> list[StoredMessage]:
-    """The messages of `_history_documents`, its meta already parsed (`_meta`), in order;
-    `session_id` is that of all of them, or None when the meta names each one's."""
-    if not meta or contents is None or providers is None:
-        return []
+    """The messages of `_history_documents`' row, its JSON arrays already parsed (`columns`:
+    message_ids, session_ids, sequences, ... as in DOCUMENTS), in order. `session_id` is
+    that of all of them, with the session_ids column left out, or None."""
     if session_id is None:
-        message_ids, session_ids, sequences, provider_names, models, created = zip(
-            *meta, strict=True
-        )
+        message_ids, session_ids, sequences, provider_names, models, created = columns
     else:
-        message_ids, sequences, provider_names, models, created = zip(*meta, strict=True)
-        session_ids = (session_id,) * len(message_ids)
+        message_ids, sequences, provider_names, models, created = columns
+        session_ids = [session_id] * len(message_ids)
+    if not message_ids or contents is None or providers is None:
+        return []
     messages = decode_multipart_records(contents)
     provider_messages = decode_provider_list_json(providers)
-    if not len(messages) == len(provider_messages) == len(message_ids):
+    if not all(len(column) == len(messages) for column in (provider_messages, *columns)):
         raise ValueError("the documents of a history do not hold the same number of messages")
     stored = _built(
         (
@@ -436,37 +450,38 @@ async def _history(
         "after": 0,
         "limit": FIRST_CHUNK,
     }
-    *chunk, found, parent = (await connection.execute(statement, parameters)).one()
+    contents, providers, *arrays, found, parent = (
+        await connection.execute(statement, parameters)
+    ).one()
     if not found:
         return []
     inherited: list[StoredMessage] = []
     if parent is not None:
         ancestors = (await _lineage(connection, session_id))[1:]
-        contents, providers, meta = (
+        branch_contents, branch_providers, *branch_arrays = (
             await connection.execute(_inherited_history(dialect, ancestors, agent_name))
         ).one()
-        with _collector_paused():
-            inherited = _decoded(agent_name, None, contents, providers, _meta(meta))
+        inherited = _decoded(
+            agent_name, None, branch_contents, branch_providers, list(map(_array, branch_arrays))
+        )
     history: list[StoredMessage] = []
     pending: asyncio.Future[Any] | None = None
     try:
         while True:
-            contents, providers, meta = chunk
-            columns = _meta(meta)
-            more = len(columns) == parameters["limit"]
-            if more:
+            columns = list(map(_array, arrays))
+            sequences = columns[1]  # message_ids, sequences, ...: no session_ids here
+            if len(sequences) == parameters["limit"]:  # there may be more
                 parameters = {
                     **parameters,
-                    "after": max(map(itemgetter(1), columns)),  # [id, sequence, ...]
+                    "after": max(sequences),
                     "limit": min(2 * parameters["limit"], LARGEST_CHUNK),
                 }
                 pending = asyncio.ensure_future(connection.execute(statement, parameters))
                 await asyncio.sleep(0)  # it runs up to waiting for the database: sent
-            with _collector_paused():
-                history += _decoded(agent_name, session_id, contents, providers, columns)
+            history += _decoded(agent_name, session_id, contents, providers, columns)
             if pending is None:
                 break
-            *chunk, found, _ = (await pending).one()
+            contents, providers, *arrays, found, _ = (await pending).one()
             pending = None
             if not found:  # the session was deleted meanwhile
                 break
@@ -585,7 +600,8 @@ class SqlConversationStore:
                 # last of them.
                 connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                return await _history(connection, dialect, session_id, agent_name)
+                with _collector_paused():  # through the chunks: see _collector_paused
+                    return await _history(connection, dialect, session_id, agent_name)
             except DBAPIError as error:
                 if not _too_long(error):
                     raise
