@@ -30,8 +30,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
-from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
@@ -246,7 +244,7 @@ def _history_rows(dialect: str, *, session_ids: bool) -> tuple[Any, ...]:
     """The columns `_history_documents` aggregates, as text (JSON but for the contents)."""
     if dialect == "postgresql":
 
-        def json(value: Any) -> Any:
+        def json_text(value: Any) -> Any:
             return func.coalesce(cast(func.to_json(value), Text), "null")
 
         def number(value: Any) -> Any:
@@ -256,10 +254,10 @@ def _history_rows(dialect: str, *, session_ids: bool) -> tuple[Any, ...]:
             return cast(value, Text)
 
         # to_json writes a timestamp in ISO 8601 whatever the server's DateStyle.
-        created = json(func.timezone("UTC", MessageRow.created_at))
+        created = json_text(func.timezone("UTC", MessageRow.created_at))
     else:  # SQLite stores JSON as text already, and its created_at as UTC wall time
 
-        def json(value: Any) -> Any:
+        def json_text(value: Any) -> Any:
             return func.json_quote(value)  # null for NULL
 
         def number(value: Any) -> Any:
@@ -268,15 +266,15 @@ def _history_rows(dialect: str, *, session_ids: bool) -> tuple[Any, ...]:
         def stored(value: Any) -> Any:
             return type_coerce(value, Text)
 
-        created = json(MessageRow.created_at)
+        created = json_text(MessageRow.created_at)
     columns = {
         "contents": stored(MessageRow.content),
         "providers": func.coalesce(stored(MessageRow.provider_messages), "null"),
         "message_ids": number(MessageRow.message_id),
-        "session_ids": json(MessageRow.session_id),
+        "session_ids": json_text(MessageRow.session_id),
         "sequences": number(MessageRow.sequence),
-        "provider_names": json(MessageRow.provider),
-        "models": json(MessageRow.model),
+        "provider_names": json_text(MessageRow.provider),
+        "models": json_text(MessageRow.model),
         "created": created,
     }
     return tuple(
@@ -326,7 +324,6 @@ def _inherited_history(dialect: str, ancestors: Lineage, agent_name: str) -> Sel
 
 
 _fromisoformat = datetime.fromisoformat
-_sqlite_datetime = SQLITE_DATETIME().result_processor(sqlite_dialect(), None)
 
 
 def _utc(text: str) -> datetime:
@@ -334,8 +331,15 @@ def _utc(text: str) -> datetime:
     try:
         value = _fromisoformat(text)
     except ValueError:
-        value = _sqlite_datetime(text)  # what SQLAlchemy's SQLite DateTime reads
+        value = _sqlite_datetime()(text)  # what SQLAlchemy's SQLite DateTime reads
     return value.replace(tzinfo=UTC)
+
+
+@cache
+def _sqlite_datetime() -> Any:
+    from sqlalchemy.dialects.sqlite import DATETIME, dialect
+
+    return DATETIME().result_processor(dialect(), None)
 
 
 def _array(document: str | None) -> list[Any]:
@@ -348,8 +352,9 @@ def _array(document: str | None) -> list[Any]:
 
 
 def _utc_all(created: Sequence[str]) -> list[datetime]:
-    """`_utc` of each, without a call per value in the common case (replace() alone costs
-    more than parsing: a microsecond a message; an offset in the text gives UTC as is)."""
+    """`_utc` of each. The common case parses the text with the zone appended, without a call
+    per value: replace() alone cost more than the parse, a microsecond a message. Text with
+    an offset of its own (not written by this package) fails it and goes through `_utc`."""
     try:
         return [_fromisoformat(text + "+00:00") for text in created]
     except ValueError:
