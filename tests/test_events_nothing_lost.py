@@ -2,7 +2,9 @@
 
 Reproduces the adversarial trial's findings on both backends: 60,000 events logged while the
 database is unreachable (all spilled on close, SIGTERM and Ctrl-C, then all stored by the next
-start, none twice); a replay killed with SIGKILL (its orphaned files claimed by the next
+start, none twice), also with SIGINT ignored (a background job) and with a SIGTERM during the
+Ctrl-C shutdown; a close the database neither answers nor fails (a lock on fa_events) spilling
+after a bounded wait; a replay killed with SIGKILL (its orphaned files claimed by the next
 process, counts exact); spill files that are not events or that the database refuses
 (quarantined with a message, the good files still stored); the writer's queue bounded.
 
@@ -199,7 +201,7 @@ async def test_sixty_thousand_events_during_an_outage_are_spilled_then_stored_on
 
 # A process that is logging, stopped by a signal: SIGTERM takes the same way out as Ctrl-C.
 FLOOD_SCRIPT = """
-import asyncio, sys
+import asyncio, os, signal, sys
 
 from mcp_agent.db import engine
 
@@ -226,7 +228,13 @@ async def main(count):
             event = Event(type="info", namespace="tests.flood", message=f"event {number}")
             await bus.emit(event)
         print("logged", flush=True)
-        await asyncio.Event().wait()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if sys.argv[3:] == ["--sigterm-while-stopping"]:
+                # A process manager's SIGTERM while the run stops after Ctrl-C (here, before
+                # its exit path has begun; asyncio already counts one Ctrl-C).
+                os.kill(os.getpid(), signal.SIGTERM)
 
 
 try:
@@ -236,52 +244,118 @@ except KeyboardInterrupt:
 """
 
 
-async def _read_until(process: subprocess.Popen[str], expected: str, stderr: Path) -> None:
-    async def read() -> None:
-        assert process.stdout is not None
-        while True:
-            line = await asyncio.to_thread(process.stdout.readline)
-            if not line:
-                pytest.fail(f"exited before printing {expected!r}:\n{stderr.read_text()}")
-            if line.strip() == expected:
-                return
+#: Starts a command with SIGINT as argv[1] says, whatever this process inherited: a terminal
+#: gives its foreground job SIGINT's default (Python's KeyboardInterrupt), while every process
+#: of a background job started by a script (`pytest ... &`) inherits SIGINT ignored, so a
+#: child of such a test run would ignore SIGINT too. exec keeps SIG_DFL and SIG_IGN as set.
+LAUNCHER = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, getattr(signal, sys.argv[1])); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
 
-    await asyncio.wait_for(read(), GUARD_S)
+
+class Child:
+    """A Python child process, its stdout and stderr in files (a pipe nobody reads any more
+    fills up and stops the child), waited on for a line or for its exit under GUARD_S."""
+
+    def __init__(
+        self, args: list[str], directory: Path, *, sigint: str = "SIG_DFL", **popen: object
+    ) -> None:
+        self.stdout = directory / "child-stdout.txt"
+        self.stderr = directory / "child-stderr.txt"
+        with self.stdout.open("w") as stdout, self.stderr.open("w") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", LAUNCHER, sigint, *args],
+                stdout=stdout,
+                stderr=stderr,
+                text=True,
+                **popen,  # type: ignore[call-overload]
+            )
+
+    def output(self) -> str:
+        """What the child wrote, for failure messages."""
+        return (
+            f"exit status {self.process.poll()}\n--- stdout ---\n{self.stdout.read_text()}"
+            f"\n--- stderr ---\n{self.stderr.read_text()}"
+        )
+
+    async def line(self, expected: str) -> None:
+        """Wait until the child prints `expected` as a line of its own."""
+
+        async def printed() -> None:
+            while True:
+                lines = await asyncio.to_thread(lambda: self.stdout.read_text().splitlines())
+                if expected in (line.strip() for line in lines):
+                    return
+                if self.process.poll() is not None:
+                    pytest.fail(f"exited before printing {expected!r}:\n{self.output()}")
+                await asyncio.sleep(0.05)
+
+        try:
+            await asyncio.wait_for(printed(), GUARD_S)
+        except TimeoutError:
+            pytest.fail(f"{expected!r} not printed within {GUARD_S} s:\n{self.output()}")
+
+    async def exit(self) -> int:
+        """Wait for the child to exit; its exit status."""
+        try:
+            return await asyncio.to_thread(self.process.wait, GUARD_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {GUARD_S} s later:\n{self.output()}")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    ("stop", "sigint", "options"),
+    [
+        pytest.param(signal.SIGTERM, "SIG_DFL", [], id="SIGTERM"),
+        pytest.param(signal.SIGINT, "SIG_DFL", [], id="SIGINT"),
+        # A background job of a script: Ctrl-C does not reach it, SIGTERM still stops it the
+        # Ctrl-C way (asyncio does not turn Ctrl-C into a cancellation there).
+        pytest.param(signal.SIGTERM, "SIG_IGN", [], id="SIGTERM-SIGINT_ignored"),
+        # A SIGTERM is not a second Ctrl-C: the way out goes on, nothing cut short.
+        pytest.param(
+            signal.SIGINT, "SIG_DFL", ["--sigterm-while-stopping"], id="SIGINT-then-SIGTERM"
+        ),
+    ],
+)
 async def test_a_logging_process_stopped_by_a_signal_keeps_every_event_it_accepted(
     database_url: str,
     spill_dir: Path,
     tmp_path: Path,
     stop: signal.Signals,
+    sigint: str,
+    options: list[str],
     request: pytest.FixtureRequest,
 ) -> None:
-    stderr_path = tmp_path / "stderr.txt"
-    with stderr_path.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-c", FLOOD_SCRIPT, database_url, str(VOLUME)],
-            cwd=tmp_path,  # no fastagent.config.yaml to find
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
+    child = Child(
+        ["-c", FLOOD_SCRIPT, database_url, str(VOLUME), *options],
+        tmp_path,
+        sigint=sigint,
+        cwd=tmp_path,  # no fastagent.config.yaml to find
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+    )
     try:
-        await _read_until(process, "running", stderr_path)
+        await child.line("running")
         async with database_outage(database_url, request):
-            assert process.stdin is not None
-            process.stdin.write("go\n")
-            process.stdin.flush()
-            await _read_until(process, "logged", stderr_path)
-            process.send_signal(stop)
-            returncode = await asyncio.to_thread(process.wait, GUARD_S)
+            stdin = child.process.stdin
+            assert stdin is not None
+            stdin.write("go\n")
+            stdin.flush()
+            await child.line("logged")
+            child.process.send_signal(stop)
+            returncode = await child.exit()
     finally:
-        if process.poll() is None:
-            process.kill()
-    output = stderr_path.read_text()
+        child.kill()
+    output = child.output()
 
     assert returncode == 130, output  # the Ctrl-C way out, for SIGTERM too
     assert "Traceback" not in output, output
@@ -298,16 +372,19 @@ def _own_sigterm_handler(signum: int, frame: object) -> None:
 
 
 async def test_a_program_that_handles_sigterm_itself_keeps_its_handler() -> None:
-    previous = signal.signal(signal.SIGTERM, _own_sigterm_handler)
+    # Whatever this test process has (the embedded PostgreSQL's fixture handles SIGTERM while
+    # its server runs) comes back at the end.
+    outer = signal.signal(signal.SIGTERM, _own_sigterm_handler)
     try:
         assert interrupt_on_sigterm() is None
         assert signal.getsignal(signal.SIGTERM) is _own_sigterm_handler
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        installed = interrupt_on_sigterm()
+        assert installed is not None and signal.getsignal(signal.SIGTERM) is installed
+        restore_sigterm(installed)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    installed = interrupt_on_sigterm()
-    assert installed is not None and signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    restore_sigterm(installed)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        signal.signal(signal.SIGTERM, outer)
 
 
 # --- a replay killed midway --------------------------------------------------------------
@@ -411,6 +488,40 @@ async def test_a_replay_killed_midway_is_finished_by_the_next_process_exactly_on
     assert await count_rows(database_url, EventSpillRow) == files
     assert _files(spill_dir) == []
     assert "left by processes that stopped while replaying them" in capfd.readouterr().err
+
+
+async def test_closing_while_the_database_does_not_answer_spills_after_a_bounded_wait(
+    database_url: str, spill_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's exit does not hang on a database that neither answers nor fails: PostgreSQL's
+    COPY waits for a lock on fa_events forever, SQLite for its busy timeout (longer here than
+    the writer's wait). Past `close_timeout`, the write is cancelled and everything spilled."""
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 3000)
+    total = 5000
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        sink = SqlEventSink(runtime)
+        await sink.ensure_partitions()
+        writer = EventWriter(sink, spill_dir=spill_dir, close_timeout=0.5)
+        await writer.start()
+        release = await asyncio.to_thread(_hold_write_lock, database_url)
+        try:
+            for number in range(total):
+                await writer.submit(flood_record(number))
+            # Not wait_for: close() lets a cancellation wait for it to finish.
+            closing = asyncio.ensure_future(writer.close())
+            if not (await asyncio.wait([closing], timeout=GUARD_S))[0]:
+                pytest.fail(f"close still waiting for the database {GUARD_S} s later")
+            await closing  # it returned with the lock still held
+        finally:
+            await asyncio.to_thread(release)
+
+    assert (writer.written, writer.spilled) == (0, total)
+    assert spilled_messages(spill_dir) == each_once(total)
+
+    await replay_by_the_next_start(database_url, spill_dir)
+
+    assert await stored_messages(database_url) == each_once(total)  # none twice
+    assert _files(spill_dir) == []
 
 
 async def _dead_pid() -> int:

@@ -15,6 +15,7 @@ import contextlib
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,19 @@ from mcp_agent.db.events.spill import (
     write_spill,
 )
 
-__all__ = ["SPILL_ROOT_ENV", "CapturingTransport", "EventWriter", "spill_directory", "to_record"]
+__all__ = [
+    "CLOSE_TIMEOUT_S",
+    "SPILL_ROOT_ENV",
+    "CapturingTransport",
+    "EventWriter",
+    "spill_directory",
+    "to_record",
+]
+
+#: How long `EventWriter.close` waits for the database (seconds) before it spills the rest: a
+#: run's exit must not hang on a database that neither answers nor fails (a lock held on
+#: fa_events, a server that stopped answering mid-query). One PostgreSQL connect timeout fits.
+CLOSE_TIMEOUT_S = 15.0
 
 
 def to_record(event: Any, serializer: Any) -> EventRecord:
@@ -68,9 +81,12 @@ class EventWriter:
 
     Nothing accepted is dropped: once `close` has returned (the exit path of a run, on Ctrl-C
     and SIGTERM too), every record `submit` took is in the sink or in a spill file, however
-    many arrived. Memory is bounded: with `max_pending` records queued, a producer waits for
-    the background writer while the database answers, and spills the oldest batch itself
-    while it does not (only if the disk fails as well does the queue grow past the bound).
+    many arrived. `close` waits for the database for at most `close_timeout` seconds; then
+    the write under way is cancelled (its batch comes back to the queue) and the rest is
+    spilled, stored by the next start. Memory is bounded: with `max_pending` records queued,
+    a producer waits for the background writer while the database answers, and spills the
+    oldest batch itself while it does not (only if the disk fails as well does the queue grow
+    past the bound).
     A batch the database refuses for a reason other than connectivity would fail the same way
     forever: it is spilled and quarantined at once, with a message saying where and why.
     """
@@ -84,6 +100,7 @@ class EventWriter:
         flush_interval: float = 0.5,
         max_pending: int = 10_000,
         retry_interval: float = 2.0,
+        close_timeout: float = CLOSE_TIMEOUT_S,
     ) -> None:
         if batch_size < 1 or max_pending < 1:
             raise ValueError(
@@ -95,6 +112,8 @@ class EventWriter:
         self._flush_interval = flush_interval
         self.max_pending = max_pending
         self._retry_interval = retry_interval
+        #: The longest `close` waits for the database before it spills what is left.
+        self.close_timeout = close_timeout
         self._pending: deque[EventRecord] = deque()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -189,6 +208,9 @@ class EventWriter:
     async def close(self) -> None:
         """Store or spill everything queued; safe to call on Ctrl-C and SIGTERM.
 
+        The database gets at most `close_timeout` seconds (plus what its driver takes to end
+        the statement then cut short); what it has not taken by then is spilled.
+
         A cancellation arriving meanwhile (a SIGTERM during a normal exit, which stops the run
         as Ctrl-C does) does not cut it short: it finishes, then the cancellation goes on.
         """
@@ -203,27 +225,67 @@ class EventWriter:
             raise
 
     async def _close(self) -> None:
+        deadline = asyncio.get_running_loop().time() + self.close_timeout
+        answered = True
         if self._task is not None:
-            # Let a flush under way finish rather than cancel it halfway through a batch.
+            # Let a flush under way finish rather than cancel it halfway through a batch, as
+            # long as the database answers within the wait.
             try:
-                await self._task
+                answered = await self._until(deadline, self._task)
             except Exception as error:  # noqa: BLE001 - the final flush below still runs
                 print(f"fast-agent-db: event writer: {describe_failure(error)}", file=sys.stderr)
             self._task = None
         # While the database is found unreachable, the queue goes to disk without another
         # try (which could cost a connect or busy timeout on the way out); the spill files
         # wait for the next start.
-        await self.flush()
-        if self._pending:
+        if answered:
+            answered = await self._until(deadline, self.flush())
+        if answered and self._pending:
             # The disk refused them too: one last try of the database rather than none.
             self._retry_at = None
-            await self.flush()
+            answered = await self._until(deadline, self.flush())
+        if not answered:
+            why = (
+                f"the database did not answer within {self.close_timeout:g} s of closing"
+                if asyncio.get_running_loop().time() >= deadline
+                else "storing events was cancelled on the way out"
+            )
+            print(
+                f"fast-agent-db: {why}; {len(self._pending)} events are kept in "
+                f"{self._spill_dir} until it answers",
+                file=sys.stderr,
+            )
+            self._retry_at = time.monotonic() + self._retry_interval
+            await self._drain()  # closing and "unreachable": spill only, no database
         if self._pending:
             print(
                 f"fast-agent-db: {len(self._pending)} events could be neither stored nor "
                 f"written to {self._spill_dir}; they are lost",
                 file=sys.stderr,
             )
+
+    @staticmethod
+    async def _until(deadline: float, work: Awaitable[None]) -> bool:
+        """Await `work` until `deadline` (the loop's clock); False if it was cut short then
+        (or cancelled by someone else, as asyncio.run's shutdown does after a second Ctrl-C).
+
+        Past the deadline it is cancelled, and its unwinding awaited: a batch it was writing
+        goes back to the front of the queue, claimed spill files go back to their directory
+        (the drivers end the statement: psycopg cancels it on the server, a locked SQLite
+        gives up within its busy timeout). A batch whose commit the database had completed
+        just as it was cancelled is stored once more by the next start, never lost.
+        """
+        task = asyncio.ensure_future(work)
+        remaining = deadline - asyncio.get_running_loop().time()
+        if not task.done() and remaining > 0:
+            await asyncio.wait([task], timeout=remaining)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        if task.cancelled():
+            return False
+        task.result()  # what it raised, if anything
+        return True
 
     def _take_batch(self) -> list[EventRecord]:
         count = min(self._batch_size, len(self._pending))
