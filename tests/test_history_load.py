@@ -117,9 +117,9 @@ async def _loads_as_reference(
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chunks of 2, 4, 5, 5, ... messages: every history below crosses several of them."""
-    monkeypatch.setattr(sql, "FIRST_CHUNK", 2)
-    monkeypatch.setattr(sql, "LARGEST_CHUNK", 5)
+    """Chunks of 2, 4, 5, 5, ... messages on both backends: every history below crosses
+    several of them."""
+    monkeypatch.setattr(sql, "CHUNKS", dict.fromkeys(sql.CHUNKS, (2, 5)))
 
 
 async def test_a_missing_or_empty_session_loads_nothing(runtime: DatabaseRuntime) -> None:
@@ -148,7 +148,8 @@ async def test_a_history_in_chunks_loads_as_row_by_row(
 
 
 async def test_the_default_chunks_load_a_longer_history(runtime: DatabaseRuntime) -> None:
-    count = sql.FIRST_CHUNK + 2 * sql.FIRST_CHUNK + 5  # three statements, the last one short
+    first, _ = sql.CHUNKS["postgresql"]
+    count = first + 2 * first + 5  # three statements on PostgreSQL, the last one short
     store = SqlConversationStore(runtime)
     await store.ensure_session("long")
     await store.append("long", "a", [_message(number) for number in range(count)])

@@ -191,11 +191,13 @@ async def _load_row_by_row(
         return [_stored(row) for row in rows]
 
 
-#: Messages read by a load's first statement, and the most read by one statement: a longer
-#: history is read in chunks of doubling size, each statement sent before the chunk before
-#: it is decoded, so that the database prepares the next chunk (on another core) while this
-#: process decodes the last one.
-FIRST_CHUNK, LARGEST_CHUNK = 256, 4096
+#: By backend, the messages read by a load's first statement and the most read by one
+#: statement. On PostgreSQL a longer history is read in chunks of doubling size, each
+#: statement sent before the chunk before it is decoded, so that the server prepares the next
+#: chunk (on another core) while this process decodes the last one. SQLite reads in this
+#: process, in a thread that needs the interpreter lock to hand its rows over: chunks gained
+#: nothing there (measured), so it reads a history in one statement.
+CHUNKS: dict[str, tuple[int, int]] = {"postgresql": (256, 4096), "sqlite": (2**62, 2**62)}
 
 
 #: The columns of a history as read in bulk, each aggregated into one document (text), in
@@ -443,17 +445,18 @@ async def _history(
 ) -> list[StoredMessage]:
     """`SqlConversationStore.load` on an open connection.
 
-    A session that is not a branch and holds up to FIRST_CHUNK messages of the agent takes
-    one round trip. A branch then reads its lineage and the messages it inherits (each
-    ancestor's up to the branch point), which come before its own. A longer history is read
-    a chunk after another, the next statement in flight while a chunk is decoded.
+    A session that is not a branch and holds up to a first chunk (CHUNKS) of messages of the
+    agent takes one round trip. A branch then reads its lineage and the messages it inherits
+    (each ancestor's up to the branch point), which come before its own. A longer history is
+    read a chunk after another, the next statement in flight while a chunk is decoded.
     """
     statement = _own_history(dialect)
+    first_chunk, largest_chunk = CHUNKS[dialect]
     parameters = {
         "session_id": session_id,
         "agent_name": agent_name,
         "after": 0,
-        "limit": FIRST_CHUNK,
+        "limit": first_chunk,
     }
     contents, providers, *arrays, found, parent = (
         await connection.execute(statement, parameters)
@@ -479,7 +482,7 @@ async def _history(
                 parameters = {
                     **parameters,
                     "after": max(sequences),
-                    "limit": min(2 * parameters["limit"], LARGEST_CHUNK),
+                    "limit": min(2 * parameters["limit"], largest_chunk),
                 }
                 pending = asyncio.ensure_future(connection.execute(statement, parameters))
                 await asyncio.sleep(0)  # it runs up to waiting for the database: sent
