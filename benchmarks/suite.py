@@ -269,8 +269,16 @@ async def concurrency(url: str, levels: list[int], turns_each: int) -> list[dict
     return results
 
 
+#: Raw loops at most: a connection each, within the server's default max_connections (100).
+MAX_RAW_LOOPS = 64
+
+
 async def raw_commit_rate(url: str, loops: int, commits_each: int) -> float:
-    """Single-row INSERT + COMMIT per second from `loops` concurrent psycopg connections."""
+    """Single-row INSERT + COMMIT per second from `loops` concurrent psycopg connections (at
+    most MAX_RAW_LOOPS, with as many commits in all)."""
+    if loops > MAX_RAW_LOOPS:
+        commits_each = commits_each * loops // MAX_RAW_LOOPS
+        loops = MAX_RAW_LOOPS
     libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     connections = [await psycopg.AsyncConnection.connect(libpq) for _ in range(loops)]
     try:
