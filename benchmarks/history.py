@@ -8,7 +8,9 @@ untimed, in large transactions), then
   one above), beside the floor: a raw SELECT of the same rows and columns through the same
   engine, JSON left as undecoded text;
 * append: turns of a user and an assistant message (with provider-native payloads, as a real
-  turn stores), one turn per transaction, as messages per second.
+  turn stores), each stored as a run stores it: the end of its call (SqlTurnStore.end_call,
+  one transaction with the call's end; the call's running row is written before, untimed),
+  as messages per second.
 
 Run: uv run python benchmarks/history.py [--sizes 100,1000,10000] [--turns 20]
 Not part of the test suite; runs SQLite and an embedded PostgreSQL (or
@@ -34,10 +36,14 @@ from mcp_agent.core.prompt import Prompt
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from mcp_agent.db.conversations.base import NewMessage
+from mcp_agent.db.conversations.base import NewMessage, PendingTurn
 from mcp_agent.db.conversations.sql import SqlConversationStore
+from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.migration_runner import MigrationRunner
+from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
+from mcp_agent.db.turns.base import CallEnd
+from mcp_agent.db.turns.sql import SqlTurnStore
 
 REPLY = "A realistic assistant reply. " * 12
 LARGE_SIZE = 100_000  # from here on: one load and at most LARGE_TIMED_TURNS timed turns
@@ -83,6 +89,19 @@ def load_repeats(size: int) -> int:
 
 def turns_for(size: int, timed_turns: int) -> int:
     return min(timed_turns, LARGE_TIMED_TURNS) if size >= LARGE_SIZE else timed_turns
+
+
+def call_start(execution_id: str, session_id: str) -> ExecutionStart:
+    return ExecutionStart(
+        execution_id=execution_id,
+        parent_execution_id=None,
+        agent_name="agent",
+        agent_version_id=None,
+        operation="generate",
+        started_at=utc_now(),
+        worker_id="bench",
+        session_id=session_id,
+    )
 
 
 def turn(number: int) -> list[NewMessage]:
@@ -134,9 +153,20 @@ async def fork_history(url: str, sizes: list[int], timed_turns: int) -> list[dic
     results = []
     async with await DatabaseRuntime.open(url) as runtime:
         store = SqlConversationStore(runtime)
+        calls = SqlTurnStore(runtime)
         await store.ensure_session("warm-up")
         for number in range(20):  # connections, statement caches
             await store.append("warm-up", "agent", turn(number))
+            execution_id = str(uuid.uuid4())
+            await calls.start_call(call_start(execution_id, "warm-up"))
+            await calls.end_call(
+                CallEnd(
+                    execution_id,
+                    "completed",
+                    utc_now(),
+                    turn=PendingTurn("warm-up", "agent", turn(number)),
+                )
+            )
         await store.load("warm-up", "agent")
         for size in sizes:
             session_id = f"history-{size}-{uuid.uuid4().hex[:8]}"
@@ -156,11 +186,23 @@ async def fork_history(url: str, sizes: list[int], timed_turns: int) -> list[dic
                 raws.append(await timed_select(runtime, RAW_SELECT, session_id, size))
                 wires.append(await timed_select(runtime, WIRE_SELECT, session_id, size))
 
+            # The path a run takes: each call's running row (untimed), then its end, which
+            # stores the turn with the call's end in one transaction (SqlTurnStore.end_call).
             turns = turns_for(size, timed_turns)
-            started = time.perf_counter()
+            elapsed = 0.0
             for number in range(size, size + turns):
-                await store.append(session_id, "agent", turn(number))
-            elapsed = time.perf_counter() - started
+                execution_id = str(uuid.uuid4())
+                await calls.start_call(call_start(execution_id, session_id))
+                started = time.perf_counter()
+                await calls.end_call(
+                    CallEnd(
+                        execution_id,
+                        "completed",
+                        utc_now(),
+                        turn=PendingTurn(session_id, "agent", turn(number)),
+                    )
+                )
+                elapsed += time.perf_counter() - started
             results.append(
                 {
                     "size": size,

@@ -32,7 +32,7 @@ def test_the_tour_does_the_main_job(tmp_path: Path) -> None:
     flat = " ".join(output.split())
     assert (tmp_path / "fastagent-tour.db").exists(), "the tour's own embedded database"
     assert not users_database.exists()
-    assert "Schema revision: 0005 (head 0005, current)" in output
+    assert "Schema revision: 0006 (head 0006, current)" in output
     assert "report: reply to: 42\ntool said: 42 (user message 1)" in output.replace("\n\n", "\n")
     assert "(user message 2)" in output, "the second process resumed the session"
     assert "'user message 2' shows the models were sent the first turn too" in flat

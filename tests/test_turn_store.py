@@ -15,7 +15,7 @@ from mcp_agent.core.prompt import Prompt
 from mcp_agent.db.conversations.base import NewMessage, PendingTurn
 from mcp_agent.db.conversations.in_memory import InMemoryConversationStore
 from mcp_agent.db.conversations.sql import SqlConversationStore
-from mcp_agent.db.errors import SessionError
+from mcp_agent.db.errors import CallNotStartedError, SessionError
 from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.executions.usage import UsageTotals, UsageTurn
@@ -142,6 +142,17 @@ async def test_a_missing_session_fails_the_end_and_changes_nothing(backend: Back
     assert await backend.status("e1") == ("failed", 0, None)
 
 
+async def test_the_end_of_a_call_never_started_stores_nothing(backend: Backend) -> None:
+    """On PostgreSQL a start is committed without waiting for the disk (migration 0006): a
+    server crash can lose it, and its end must then store nothing rather than orphans."""
+    await backend.conversations.ensure_session("s")
+    with pytest.raises(CallNotStartedError, match="ghost"):
+        await backend.turns.end_call(
+            CallEnd("ghost", "completed", utc_now(), usage=[USAGE], turn=turn("q", "a"))
+        )
+    assert await backend.conversations.load("s", "agent") == []
+
+
 async def test_concurrent_ends_on_one_session_get_gap_free_sequences(backend: Backend) -> None:
     await backend.conversations.ensure_session("s")
     ids = [f"e{number}" for number in range(12)]
@@ -181,3 +192,69 @@ async def test_a_branch_continues_after_its_branch_point(backend: Backend) -> No
         "3b",
         "4b",
     ]
+
+
+def _refuse_connections(admin_url: str, database: str, refused: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS {str(not refused).lower()}'
+        )
+        if refused:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
+
+
+@pytest.mark.postgresql
+async def test_a_database_that_stops_answering_fails_the_start_and_the_pool_recovers(
+    request: pytest.FixtureRequest,
+    tmp_path,  # noqa: ANN001
+) -> None:
+    """The write pool's connections die with the server's backends: the next start fails
+    (before a model would be asked) with the driver's error as SQLAlchemy's, and once the
+    database answers again the pool replaces them and calls are recorded again."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    url = _database_url(request, "postgresql", tmp_path)
+    databases = request.getfixturevalue("postgres_databases")
+    admin = make_url(databases.server_url).set(drivername="postgresql")
+    admin_url = admin.render_as_string(hide_password=False)
+    database = str(make_url(url).database)
+    async with await DatabaseRuntime.open(url) as runtime:
+        turns = SqlTurnStore(runtime)
+        await SqlConversationStore(runtime).ensure_session("s")
+        await turns.start_call(start("before"))
+        await asyncio.to_thread(_refuse_connections, admin_url, database, True)
+        try:
+            with pytest.raises(DBAPIError):
+                await turns.start_call(start("during"))
+            with pytest.raises(DBAPIError):  # a new connection is refused too
+                await turns.start_call(start("during-2"))
+        finally:
+            await asyncio.to_thread(_refuse_connections, admin_url, database, False)
+        await turns.start_call(start("after"))
+        assert await turns.end_call(
+            CallEnd("after", "completed", utc_now(), turn=turn("q", "a"))
+        ) == [
+            1,
+            2,
+        ]
+
+
+async def test_a_bad_write_pool_size_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mcp_agent.db.errors import InputError
+    from mcp_agent.db.write_pool import WRITE_POOL_SIZE_ENV, write_pool_size
+
+    for bad in ("0", "ten", "-3"):
+        monkeypatch.setenv(WRITE_POOL_SIZE_ENV, bad)
+        with pytest.raises(InputError, match=f"{WRITE_POOL_SIZE_ENV}: {bad!r}"):
+            write_pool_size()
+    monkeypatch.setenv(WRITE_POOL_SIZE_ENV, " 4 ")
+    assert write_pool_size() == 4

@@ -84,6 +84,11 @@ class SessionError(FastAgentDbError):
     """A session operation that cannot be done; the message says why."""
 
 
+class CallNotStartedError(FastAgentDbError, LookupError):
+    """A call's end names no recorded start (on PostgreSQL: a start lost in a server crash,
+    see migration 0006); nothing of the end was stored."""
+
+
 class ConfigError(FastAgentDbError):
     """Invalid configuration input; `problems` lists each one with its file and field."""
 

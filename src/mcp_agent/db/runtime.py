@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mcp_agent.db.engine import (
+    PING_AFTER_IDLE_S,
     check_connection,
     create_async_database_engine,
     describe_connection_error,
@@ -29,6 +30,7 @@ from mcp_agent.db.urls import (
     sqlite_file,
     to_async_url,
 )
+from mcp_agent.db.write_pool import PostgresWritePool, write_pool_size
 
 #: Stands in for the password in a suggested command; the user substitutes it.
 PASSWORD_PLACEHOLDER = "<password>"
@@ -99,6 +101,12 @@ class DatabaseRuntime:
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             engine, expire_on_commit=False
         )
+        #: PostgreSQL: the write path's psycopg pool (opened on first use); None on SQLite.
+        self.write_pool: PostgresWritePool | None = None
+        if engine.dialect.name == "postgresql":
+            self.write_pool = PostgresWritePool(
+                engine, max_size=write_pool_size(), ping_after_idle_s=PING_AFTER_IDLE_S
+            )
 
     @classmethod
     async def open(
@@ -153,7 +161,11 @@ class DatabaseRuntime:
         raw_url = resolve_database_url(database_url)
         await asyncio.to_thread(prepare_sqlite_file, raw_url, create=create)
         engine = create_async_database_engine(raw_url, create_file=create)
-        runtime = cls(engine, raw_url=raw_url)
+        try:
+            runtime = cls(engine, raw_url=raw_url)
+        except BaseException:
+            await engine.dispose()
+            raise
         try:
             await check_connection(engine)
             if check_schema:
@@ -258,7 +270,11 @@ class DatabaseRuntime:
         )
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        try:
+            if self.write_pool is not None:
+                await self.write_pool.close()
+        finally:
+            await self.engine.dispose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -39,5 +39,6 @@ class TurnStore(Protocol):
 
         Raises:
             SessionError: the turn's session (or an ancestor of it) does not exist.
+            CallNotStartedError: no start of this call is recorded.
         """
         ...

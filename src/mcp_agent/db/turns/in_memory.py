@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from mcp_agent.db.conversations.in_memory import InMemoryConversationStore
+from mcp_agent.db.errors import CallNotStartedError
 from mcp_agent.db.executions.base import ExecutionRecord, ExecutionStart
 from mcp_agent.db.executions.usage import UsageTurn
 from mcp_agent.db.turns.base import CallEnd
@@ -37,7 +38,9 @@ class InMemoryTurnStore:
         )
 
     async def end_call(self, end: CallEnd) -> list[int]:
-        record = self.executions[end.execution_id]
+        record = self.executions.get(end.execution_id)
+        if record is None:
+            raise CallNotStartedError(f"the call {end.execution_id!r} has no running row")
         # The turn first: a missing session raises before anything changed.
         sequences = []
         if end.turn is not None and end.turn.messages:

@@ -1,12 +1,14 @@
 """The turn store on PostgreSQL and SQLite.
 
-PostgreSQL: a call's start is one INSERT and its end one call of `fa_end_call` (migration
-0005), each a single statement in autocommit sent over the pooled psycopg connection itself:
-two round trips per call, no BEGIN/COMMIT, no SQL compiled per call. SQLite (no stored
-functions): the same statements the function runs, as one transaction run in one hop on the
-connection's own thread (aiosqlite runs every sqlite3 call on a thread of its own; one hop per
-statement through the async stack cost more than the statements), values bound with the
-columns' own SQLAlchemy types, so rows are stored exactly as the ORM stores them.
+PostgreSQL: a call's start is one call of `fa_start_call` and its end one of `fa_end_call`
+(migrations 0005 and 0006), each a single statement in autocommit on a connection of the
+runtime's write pool (`write_pool.py`): two round trips per call, no BEGIN/COMMIT, no SQL
+compiled per call; the start's commit does not wait for the disk (see 0006).
+SQLite (no stored functions): the same statements the function runs, as one transaction run
+in one hop on the connection's own thread (aiosqlite runs every sqlite3 call on a thread of
+its own; one hop per statement through the async stack cost more than the statements), values
+bound with the columns' own SQLAlchemy types, so rows are stored exactly as the ORM stores
+them.
 
 Errors of the raw driver are raised as SQLAlchemy's `DBAPIError` family (as every other
 store's), so the callers' and the CLI's handling of database errors applies unchanged.
@@ -27,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from mcp_agent.db.conversations.base import NewMessage, PendingTurn
 from mcp_agent.db.conversations.codec import encode_multipart, encode_provider, escape_nul
 from mcp_agent.db.conversations.sql import Lineage, SessionError
+from mcp_agent.db.errors import CallNotStartedError
 from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.executions.usage import UsageTotals, UsageTurn
 from mcp_agent.db.models import ExecutionRow, MessageRow, UsageTurnRow
@@ -37,13 +40,10 @@ _T = TypeVar("_T")
 
 #: SQLSTATE `fa_end_call` raises for a missing session (or ancestor of one).
 _NO_SESSION_SQLSTATE = "FA001"
+#: SQLSTATE `fa_end_call` raises when the call has no running row.
+_NOT_STARTED_SQLSTATE = "FA002"
 
-_START_CALL = (
-    "INSERT INTO fa_executions (execution_id, parent_execution_id, session_id, agent_name,"
-    " agent_version_id, operation, status, started_at, worker_id, settings_source,"
-    " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens)"
-    " VALUES (%s, %s, %s, %s, %s, %s, 'running', %s, %s, %s, 0, 0, 0, 0, 0)"
-)
+_START_CALL = "SELECT fa_start_call(%s, %s, %s, %s, %s::integer, %s, %s::timestamptz, %s, %s)"
 _END_CALL = "SELECT fa_end_call(%s::jsonb)"
 
 
@@ -249,18 +249,16 @@ class SqlTurnStore:
 
     @asynccontextmanager
     async def _driver_connection(self) -> AsyncIterator[Any]:
-        """The pooled psycopg connection itself, in autocommit: one statement, one round trip."""
-        async with self._runtime.engine.connect() as connection:
-            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            pooled = await connection.get_raw_connection()
-            import psycopg
+        """A connection of the runtime's write pool (autocommit): one statement, one round
+        trip. psycopg's errors are raised as SQLAlchemy's, as the other stores raise them."""
+        import psycopg
 
-            try:
-                yield pooled.driver_connection
-            except psycopg.Error as error:
-                if isinstance(error, psycopg.OperationalError):
-                    await connection.invalidate(error)  # a broken connection goes to no one
-                raise DBAPIError.instance(None, None, error, psycopg.Error) from error
+        assert self._runtime.write_pool is not None
+        try:
+            async with self._runtime.write_pool.connection() as driver:
+                yield driver
+        except psycopg.Error as error:
+            raise DBAPIError.instance(None, None, error, psycopg.Error) from error
 
     async def start_call(self, start: ExecutionStart) -> None:
         if self._postgres:
@@ -308,9 +306,13 @@ class SqlTurnStore:
                 cursor = await driver.execute(_END_CALL, (document,))
                 row = await cursor.fetchone()
         except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) == _NO_SESSION_SQLSTATE:
+            sqlstate = getattr(error.orig, "sqlstate", None)
+            if sqlstate in (_NO_SESSION_SQLSTATE, _NOT_STARTED_SQLSTATE):
                 assert isinstance(error.orig, psycopg.Error)
-                raise SessionError(error.orig.diag.message_primary or "no session") from None
+                reason = error.orig.diag.message_primary or sqlstate
+                if sqlstate == _NO_SESSION_SQLSTATE:
+                    raise SessionError(reason) from None
+                raise CallNotStartedError(reason) from None
             raise
         first = row[0] if row else None
         if first is None or end.turn is None:
@@ -387,7 +389,8 @@ class SqlTurnStore:
                             for sequence, message in zip(sequences, messages, strict=True)
                         ],
                     )
-                connection.execute(update_end, end_values)
+                if connection.execute(update_end, end_values).rowcount == 0:
+                    raise CallNotStartedError(f"the call {end.execution_id!r} has no running row")
                 if usage:
                     connection.executemany(insert_usage, usage)
             return sequences
