@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.processes import run_guarded
 
 pytestmark = pytest.mark.slow
 
@@ -56,13 +57,12 @@ def _import_fastagent(
     environment = {k: v for k, v in os.environ.items() if k != "FAST_AGENT_DATABASE_URL"}
     if database_url is not None:
         environment["FAST_AGENT_DATABASE_URL"] = database_url
-    result = subprocess.run(
+    result = run_guarded(
         [sys.executable, "-c", PROBE, activation],
         cwd=workdir,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     probe: dict[str, Any] = json.loads(result.stdout)

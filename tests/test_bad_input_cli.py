@@ -37,9 +37,7 @@ from mcp_agent.db.events.sql import SqlEventSink
 from mcp_agent.db.models import Base, SessionRow
 from mcp_agent.db.runtime import DatabaseRuntime
 from tests.support.cli import ainvoke
-
-#: Generous: the machine is shared, and these wait on events, not on time.
-GUARD_S = 600
+from tests.support.processes import GUARD_S
 
 LONG_SESSION_ID = "s" * 129
 SECRET_TEXT = "do-not-print-this-message-text"

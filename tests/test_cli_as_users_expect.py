@@ -31,6 +31,7 @@ from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.schema_head import SCHEMA_HEAD
 from mcp_agent.db.turns.base import CallEnd
 from mcp_agent.db.turns.sql import SqlTurnStore
+from tests.support.processes import run_guarded
 
 CLI = Path(sys.executable).with_name("fast-agent-db")
 #: Longer than any terminal: redirected output must carry it whole.
@@ -48,14 +49,13 @@ def cli(
     environment = {**os.environ, "COLUMNS": "80"}
     environment.pop("FAST_AGENT_DATABASE_URL", None)
     environment.update(env or {})
-    return subprocess.run(
+    return run_guarded(
         [str(CLI), *arguments],
         cwd=cwd,
         env=environment,
         stdin=stdin if stdin is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=600,  # a guard against a hang, not a speed limit
     )
 
 
@@ -404,12 +404,11 @@ def test_admin_commands_do_not_import_upstreams_agent_stack(workdir: Path) -> No
         ["logs", "-n", "10"],
         ["db", "status"],
     ):
-        result = subprocess.run(
+        result = run_guarded(
             [sys.executable, "-c", probe, "--database-url", url, *arguments],
             cwd=workdir,
             capture_output=True,
             text=True,
-            timeout=600,
         )
         assert result.returncode == 0, result.stderr
         assert result.stderr.strip().endswith("LIGHT"), (arguments, result.stderr)

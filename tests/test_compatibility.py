@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from mcp_agent.db.models import AgentRow, ExecutionRow, MessageRow, SessionRow
 from mcp_agent.db.runtime import DatabaseRuntime
 from tests.support.cli import ainvoke
+from tests.support.processes import GUARD_S, run_guarded
 from tests.test_definitions_run import MESSAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +37,12 @@ def _environment(database_url: str | None) -> dict[str, str]:
 
 
 def _run(args: list[str], cwd: Path, database_url: str | None) -> str:
-    result = subprocess.run(
-        args, cwd=cwd, env=_environment(database_url), capture_output=True, text=True, timeout=180
+    result = run_guarded(
+        args,
+        cwd=cwd,
+        env=_environment(database_url),
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -114,7 +119,7 @@ def test_every_example_runs_offline_as_plain_upstream() -> None:
         for name in expected
     }
     for name, process in processes.items():
-        stdout, stderr = process.communicate(timeout=180)
+        stdout, stderr = process.communicate(timeout=GUARD_S)
         assert process.returncode == 0, (name, stderr)
         assert expected[name] in stdout, (name, stdout)
 

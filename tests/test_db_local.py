@@ -23,9 +23,7 @@ import pytest
 from mcp_agent.db import local_postgres
 from mcp_agent.db.migration_runner import head_revision
 from mcp_agent.db.models.base import VERSION_TABLE
-
-#: Only against a hang: far above what any command here takes.
-GUARD_S = 600
+from tests.support.processes import GUARD_S
 
 
 def _cli(*arguments: str, prelude: str = "") -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ loading that definition without the script says which agent needs which script."
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from mcp_agent.db.definitions.specs import AGENT_SPEC, CustomAgentSpec, Definiti
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
 from mcp_agent.db.runtime import DatabaseRuntime
 from tests.support.cli import ainvoke
+from tests.support.processes import run_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -92,25 +92,23 @@ async def test_an_upstream_script_with_a_class_made_in_a_function_runs_with_a_da
     environment = {k: v for k, v in os.environ.items() if k != "FAST_AGENT_DATABASE_URL"}
     environment["PYTHONPATH"] = str(ROOT)
     environment["FAST_AGENT_DATABASE_URL"] = database_url
-    upgrade = subprocess.run(
+    upgrade = run_guarded(
         [str(BIN / "fast-agent-db"), "db", "upgrade", "--database-url", database_url],
         env=environment,
         capture_output=True,
         text=True,
-        timeout=120,
     )
     assert upgrade.returncode == 0, upgrade.stderr
     script = tmp_path / "agent_script.py"
     script.write_text(SCRIPT)
 
     for _run in range(2):  # the second run finds its definitions stored, unchanged
-        result = subprocess.run(
+        result = run_guarded(
             [sys.executable, str(script)],
             cwd=tmp_path,
             env=environment,
             capture_output=True,
             text=True,
-            timeout=180,
         )
         assert result.returncode == 0, result.stderr
         assert "REPLY:HELLO FROM A SCRIPT" in result.stdout, result.stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from mcp_agent.db.definitions.sql import SqlDefinitionStore
 from mcp_agent.db.runtime import DatabaseRuntime
 from tests.support.cli import ainvoke
+from tests.support.processes import run_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = Path(__file__).parent / "fixtures" / "workflows"
@@ -46,13 +46,12 @@ async def _versions(database_url: str, name: str) -> list[int]:
 
 
 def _run_script(path: Path, database_url: str) -> str:
-    result = subprocess.run(
+    result = run_guarded(
         [sys.executable, str(path)],
         cwd=path.parent,
         env={**os.environ, "DB_URL": database_url, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

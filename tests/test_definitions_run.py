@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from mcp_agent.logging.logger import LoggingConfig
 from mcp_agent.logging.transport import AsyncEventBus
 
 from tests.support.cli import ainvoke
+from tests.support.processes import run_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = Path(__file__).parent / "fixtures" / "workflows"
@@ -41,13 +41,12 @@ def upstream_replies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
         shutil.copy(WORKFLOWS / name, workdir / name)
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     environment.pop("FAST_AGENT_DATABASE_URL", None)
-    result = subprocess.run(
+    result = run_guarded(
         [sys.executable, "every_type.py", json.dumps(MESSAGES)],
         cwd=workdir,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if line.startswith("REPLIES:"))

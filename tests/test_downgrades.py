@@ -39,6 +39,7 @@ from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import redact_url
 from tests.support.cli import ainvoke
+from tests.support.processes import run_guarded, wait_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = """\
@@ -380,7 +381,7 @@ def _answer_on_a_terminal(command: list[str], answer: str) -> tuple[int, str]:
                 answered = True
     finally:
         os.close(controller)
-    code = process.wait(timeout=600)
+    code = wait_guarded(process)
     # Without styles: NO_COLOR drops colours, not bold.
     text_output = re.sub(r"\x1b\[[0-9;]*m", "", output.decode(errors="replace"))
     text_output = text_output.replace("\r\n", "\n")
@@ -396,13 +397,12 @@ async def test_the_question_on_a_terminal_and_the_refusal_without_one(
     await _seed(database_url, tmp_path)
     before = await asyncio.to_thread(_snapshot, database_url)
 
-    without_terminal = subprocess.run(
+    without_terminal = run_guarded(
         _command(database_url, "base"),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         env=_environment(),
-        timeout=600,
     )
     if without_terminal.returncode != 2:
         print(without_terminal.stdout, without_terminal.stderr)

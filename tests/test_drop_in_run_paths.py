@@ -24,11 +24,10 @@ from mcp_agent.db.models import ExecutionRow, MessageRow
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
 from tests.support.cli import ainvoke
+from tests.support.processes import GUARD_S
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-#: A guard against a hung process, not a timing: a loaded machine takes far less.
-PROCESS_GUARD_S = 600
 
 SCRIPT = textwrap.dedent(
     """
@@ -73,7 +72,7 @@ def _run(args: list[str], cwd: Path, database_url: str) -> subprocess.CompletedP
         env=_environment(database_url),
         capture_output=True,
         text=True,
-        timeout=PROCESS_GUARD_S,
+        timeout=GUARD_S,
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result
@@ -278,7 +277,7 @@ async def test_errors_about_settings_name_the_database_they_came_from(
         env=_environment(database_url),
         capture_output=True,
         text=True,
-        timeout=PROCESS_GUARD_S,
+        timeout=GUARD_S,
     )
     output = " ".join((run.stdout + run.stderr).split())
     assert run.returncode == 1, output

@@ -51,12 +51,11 @@ from mcp_agent.db.models import EventRow
 from mcp_agent.db.models.events import EventSpillRow
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.workers import this_worker
+from tests.support.processes import GUARD_S
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = 60_000
 NAMESPACE = "tests.flood"
-#: Generous guard for waiting on a process or a line; tests wait on events, not on clocks.
-GUARD_S = 600
 
 
 def flood_record(number: int) -> EventRecord:

@@ -12,6 +12,7 @@ import pytest
 import mcp_agent
 import mcp_agent.db
 from mcp_agent.db.migration_runner import head_revision
+from tests.support.processes import run_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -20,8 +21,11 @@ pytestmark = pytest.mark.slow
 
 
 def _uv(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(BIN / "uv"), *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    result = run_guarded(
+        [str(BIN / "uv"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, f"uv {' '.join(args)} failed:\n{result.stderr}"
     return result
@@ -73,7 +77,7 @@ def test_installed_wheel_imports_and_upgrades_without_a_checkout(
 
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
-    probe = subprocess.run(
+    probe = run_guarded(
         [
             str(python),
             "-c",
@@ -82,25 +86,22 @@ def test_installed_wheel_imports_and_upgrades_without_a_checkout(
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=120,
     )
     assert probe.returncode == 0, probe.stderr
     assert str(venv) in probe.stdout
-    finder = subprocess.run(
+    finder = run_guarded(
         [str(python), "-c", "import sys; print(type(sys.meta_path[0]).__name__)"],
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=60,
     )
     assert finder.stdout.strip() == "_FastAgentDbFinder", "the drop-in .pth is active"
 
-    upgrade = subprocess.run(
+    upgrade = run_guarded(
         [str(venv / "bin" / "fast-agent-db"), "db", "upgrade", "--database-url", "sqlite:///w.db"],
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=120,
     )
     assert upgrade.returncode == 0, upgrade.stderr
     assert f"from empty to {head_revision()}" in upgrade.stdout

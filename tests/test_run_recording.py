@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -12,6 +11,7 @@ from sqlalchemy import select
 from mcp_agent.db.models import ExecutionRow, MessageRow
 from mcp_agent.db.runtime import DatabaseRuntime
 from tests.support.cli import ainvoke
+from tests.support.processes import run_guarded
 
 SCRIPT = """
 import asyncio, sys
@@ -58,12 +58,11 @@ async def test_a_turn_that_cannot_be_stored_fails_the_call_and_leaves_memory_unc
     ):
         assert (await ainvoke(*args, "--database-url", database_url)).exit_code == 0
     (tmp_path / "recording.py").write_text(textwrap.dedent(SCRIPT))
-    done = subprocess.run(
+    done = run_guarded(
         [sys.executable, "recording.py", database_url],
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "SEND FAILED: SessionError no session 'doomed'" in done.stdout, done.stdout

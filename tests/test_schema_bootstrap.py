@@ -29,6 +29,7 @@ from mcp_agent.db.runtime import PASSWORD_PLACEHOLDER, DatabaseRuntime, how_to_r
 from mcp_agent.db.urls import DATABASE_URL_ENV
 from tests.support.cli import ainvoke
 from tests.support.databases import PostgresDatabases
+from tests.support.processes import GUARD_S
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "hunter2-not-for-messages"
@@ -190,7 +191,7 @@ async def test_concurrent_first_uses_create_the_schema_once(empty_database_url: 
             results = []
             for process in processes:
                 # A guard against a hang, not a time limit: each takes seconds.
-                stdout, stderr = process.communicate(timeout=300)
+                stdout, stderr = process.communicate(timeout=GUARD_S)
                 results.append((process.returncode, stdout, stderr))
             return results
         finally:

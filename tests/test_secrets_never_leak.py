@@ -9,7 +9,6 @@ database URL) out of settings and out of every MCP server's environment.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from mcp_agent.db.settings.sql import SqlSettingsStore
 from mcp_agent.db.tour import calculator_server
 from mcp_agent.db.urls import sqlite_file, to_async_url
 from tests.support.cli import ainvoke
+from tests.support.processes import run_guarded
 
 BRAVE = "planted-brave-3f9c1a"
 PGPASS = "planted-pgpass-77d0e2"
@@ -389,13 +389,12 @@ async def test_a_template_is_stored_and_exported_as_is_and_resolved_when_the_ser
         )
     )
     environment = {**os.environ, "DB_URL": database_url, "FA_LEAK_API_TOKEN": "tok-5150"}
-    run = subprocess.run(
+    run = run_guarded(
         [sys.executable, "agent.py"],
         cwd=tmp_path,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=600,
     )
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     assert "AUTH_HEADER = Bearer tok-5150" in run.stdout, run.stdout

@@ -18,6 +18,7 @@ from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
 from mcp_agent.db.tour import calculator_server
 from tests.support.cli import ainvoke
+from tests.support.processes import GUARD_S, run_guarded, wait_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = Path(calculator_server.__file__)
@@ -69,7 +70,12 @@ def _cli(database_url: str, *args: str, wait: bool = True):
             stderr=subprocess.PIPE,
             text=True,
         )
-    return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=120)
+    return run_guarded(
+        command,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
 
 
 def _upstream_requests(tmp_path: Path) -> list[dict]:
@@ -105,13 +111,12 @@ def _upstream_requests(tmp_path: Path) -> list[dict]:
             )
         )
         environment = {k: v for k, v in os.environ.items() if k != "FAST_AGENT_DATABASE_URL"}
-        result = subprocess.run(
+        result = run_guarded(
             [sys.executable, "agent.py"],
             cwd=tmp_path,
             env=environment,
             capture_output=True,
             text=True,
-            timeout=120,
         )
         assert result.returncode == 0, result.stderr
         return list(server.requests)
@@ -156,12 +161,12 @@ async def test_kill_during_a_tool_call_then_resume(
         "crash",
         wait=False,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + GUARD_S
     while len(fake_openai.requests) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)  # the second request is the one answered with the tool call
     time.sleep(1.5)  # the tool is now sleeping inside the MCP server
     os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait(timeout=10)
+    wait_guarded(victim)
 
     result = _cli(database_url, "run", "assistant", "-m", "after", "--session", "crash")
     assert result.returncode == 0, result.stderr

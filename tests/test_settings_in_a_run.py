@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,6 +14,7 @@ from mcp_agent.core.fastagent import FastAgent as UpstreamFastAgent
 from mcp_agent.db import FastAgent
 from mcp_agent.db.tour import calculator_server
 from tests.support.cli import ainvoke
+from tests.support.processes import run_guarded
 
 SUPPORT = Path(__file__).parent / "support"
 
@@ -111,13 +111,12 @@ async def test_passthrough_agent_calls_a_tool_of_a_server_that_exists_only_in_th
         )
     )
     environment = {**os.environ, "DB_URL": database_url, "FA_TOOL_TOKEN": "tool-secret-42"}
-    result = subprocess.run(
+    result = run_guarded(
         [sys.executable, "agent.py"],
         cwd=tmp_path,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "TOOL: 42" in result.stdout

@@ -29,6 +29,7 @@ from mcp_agent.db.models import MessageRow
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import sqlite_file, to_async_url
 from tests.support.cli import ainvoke
+from tests.support.processes import run_guarded
 
 ROOT = Path(__file__).resolve().parents[1]
 FROM_THE_COMMAND_LINE = b"caf\xe9".decode("utf-8", "surrogateescape")
@@ -170,7 +171,12 @@ def _run_process(
         "PYTHONIOENCODING": f"utf-8:{output_errors}",
     }
     environment.pop("FAST_AGENT_DATABASE_URL", None)
-    result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, timeout=600)
+    result = run_guarded(
+        command,
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+    )
     if result.returncode != 0:
         print(result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace"))
     return result

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from mcp_agent.db.schema_head import SCHEMA_HEAD
+from tests.support.processes import run_guarded
+
 pytestmark = [pytest.mark.slow, pytest.mark.sqlite]
 
 
@@ -19,20 +22,19 @@ def test_the_tour_does_the_main_job(tmp_path: Path) -> None:
     # The user's database, named by the environment, is not the tour's to change.
     users_database = tmp_path / "users.db"
     environment = {**os.environ, "FAST_AGENT_DATABASE_URL": f"sqlite:///{users_database}"}
-    result = subprocess.run(
+    result = run_guarded(
         [FAST_AGENT_DB, "tour"],
         cwd=tmp_path,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=1800,  # a guard against a hang, not a speed limit
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     output = result.stdout
     flat = " ".join(output.split())
     assert (tmp_path / "fastagent-tour.db").exists(), "the tour's own embedded database"
     assert not users_database.exists()
-    assert "Schema revision: 0006 (head 0006, current)" in output
+    assert f"Schema revision: {SCHEMA_HEAD} (head {SCHEMA_HEAD}, current)" in output
     assert "report: reply to: 42\ntool said: 42 (user message 1)" in output.replace("\n\n", "\n")
     assert "(user message 2)" in output, "the second process resumed the session"
     assert "'user message 2' shows the models were sent the first turn too" in flat
@@ -53,28 +55,25 @@ def test_the_tour_asks_before_changing_a_database_given_explicitly(tmp_path: Pat
         ["db", "upgrade"],
         ["config", "set", "default_model", "sonnet"],
     ):
-        setup = subprocess.run(
+        setup = run_guarded(
             [FAST_AGENT_DB, *args, "--database-url", database_url],
             capture_output=True,
             text=True,
-            timeout=600,
             stdin=subprocess.DEVNULL,
         )
         assert setup.returncode == 0, setup.stdout + setup.stderr
-    result = subprocess.run(
+    result = run_guarded(
         [FAST_AGENT_DB, "tour", "--database-url", database_url],
         capture_output=True,
         text=True,
-        timeout=600,
         stdin=subprocess.DEVNULL,
     )
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode == 2, output
     assert "setting default_model" in output and "--yes" in output
-    shown = subprocess.run(
+    shown = run_guarded(
         [FAST_AGENT_DB, "config", "show", "--database-url", database_url],
         capture_output=True,
         text=True,
-        timeout=600,
     )
     assert "sonnet" in shown.stdout and "fake-model" not in shown.stdout
