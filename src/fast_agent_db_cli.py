@@ -21,7 +21,18 @@ import types
 
 #: Commands that never run an agent: upstream's `__init__` is deferred for them.
 ADMIN_COMMANDS = frozenset(
-    {"sessions", "executions", "usage", "logs", "prune", "db", "config", "servers", "models"}
+    {
+        "sessions",
+        "executions",
+        "usage",
+        "logs",
+        "prune",
+        "db",
+        "config",
+        "servers",
+        "models",
+        "tokens",
+    }
 )
 #: `agents` subcommands that never run a script (`agents import x.py` runs one).
 ADMIN_AGENT_COMMANDS = frozenset({"list", "show", "history", "rollback", "delete", "export"})

@@ -51,6 +51,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "run": LazyCommand("mcp_agent.db.cli.run", "run"),
     "chat": LazyCommand("mcp_agent.db.cli.run", "chat"),
     "tour": LazyCommand("mcp_agent.db.cli.tour", "tour"),
+    "serve": LazyCommand("mcp_agent.db.cli.serve", "serve"),
+    "tokens": LazyCommand("mcp_agent.db.cli.tokens", "app"),
 }
 
 

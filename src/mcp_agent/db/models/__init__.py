@@ -3,6 +3,7 @@
 Importing this package registers every table on `Base.metadata`, the target Alembic compares.
 """
 
+from mcp_agent.db.models.api_tokens import ApiTokenRow
 from mcp_agent.db.models.base import VERSION_TABLE, Base
 from mcp_agent.db.models.configuration import (
     ConfigChangeRow,
@@ -30,6 +31,7 @@ __all__ = [
     "AgentServerRow",
     "AgentStateRow",
     "AgentVersionRow",
+    "ApiTokenRow",
     "Base",
     "ConfigChangeRow",
     "EventRow",
