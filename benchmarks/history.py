@@ -4,9 +4,9 @@ The protocol, shared with the peers (benchmarks/peers.py) so the systems are com
 same conversations: for each size N, a fresh session holding exactly N messages (built
 untimed, in large transactions), then
 * load: the agent's whole history through SqlConversationStore.load, decoded into upstream's
-  PromptMessageMultipart and provider-native items (median of 3 loads up to 10,000 messages,
-  one above), beside the floor: a raw SELECT of the same rows and columns through the same
-  engine, JSON left as undecoded text;
+  PromptMessageMultipart and provider-native items (median of 21 loads up to 1,000
+  messages, of 5 up to 10,000, one above), beside the floor: a raw SELECT of the same rows
+  and columns through the same engine, JSON left as undecoded text;
 * append: turns of a user and an assistant message (with provider-native payloads, as a real
   turn stores), each stored as a run stores it: the end of its call (SqlTurnStore.end_call,
   one transaction with the call's end; the call's running row is written before, untimed),
@@ -84,7 +84,11 @@ def question(number: int) -> str:
 
 
 def load_repeats(size: int) -> int:
-    return 3 if size < LARGE_SIZE else 1
+    """Loads timed per size (their median is reported): many for the small sizes, whose few
+    milliseconds a scheduler hiccup would otherwise decide."""
+    if size <= 1_000:
+        return 21
+    return 5 if size < LARGE_SIZE else 1
 
 
 def turns_for(size: int, timed_turns: int) -> int:

@@ -39,6 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORT_FASTAGENT = "import mcp_agent.core.fastagent"
@@ -148,11 +149,16 @@ def module_summary(names: list[str]) -> str:
     return ", ".join(shown) or "none"
 
 
-def pair_ratios(fork: list[float], upstream: list[float]) -> str:
-    """Median of the per-pair ratios fork/upstream (each pair ran under the same conditions),
-    with the middle half of them: how far apart two runs of the same import fall here."""
+def pair_quartiles(fork: list[float], upstream: list[float]) -> tuple[float, float, float]:
+    """Quartiles of the per-pair ratios fork/upstream (each pair ran under the same
+    conditions): the median, and the middle half (how far apart two runs of one import fall)."""
     ratios = [f / u for f, u in zip(fork, upstream, strict=True)]
     lower, median, upper = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return lower, median, upper
+
+
+def pair_ratios(fork: list[float], upstream: list[float]) -> str:
+    lower, median, upper = pair_quartiles(fork, upstream)
     return f"{median:.3f}x (middle half {lower:.3f}-{upper:.3f})"
 
 
@@ -164,10 +170,8 @@ def row(label: str, timings: Timings) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10, help="pairs of FastAgent imports")
-    runs = parser.parse_args().runs
+def measure(runs: int) -> dict[str, Any]:
+    """Time `runs` pairs; the report's lines and the ratios (benchmarks/suite.py uses them)."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -205,21 +209,36 @@ def main() -> None:
     upstream_imports, fork_imports = imports
     extra = sorted(fork_modules - upstream_modules)
     python_version = sys.version.split()[0]
-    print(f"python {python_version}, {runs} pairs, order alternated, no database configured")
-    print(f"{'ms':<34} {'wall min':>9} {'median':>9} {'cpu min':>9} {'median':>9}")
-    print(row("import FastAgent, upstream only", upstream_imports))
-    print(row("import FastAgent, fork installed", fork_imports))
-    print(
-        "fork / upstream, median of pair ratios:"
-        f" wall {pair_ratios(fork_imports.wall_ms, upstream_imports.wall_ms)},"
-        f" cpu {pair_ratios(fork_imports.cpu_ms, upstream_imports.cpu_ms)}"
-    )
-    print(f"modules the fork loads beyond upstream's ({len(extra)}): {module_summary(extra)}")
-    print(row("python -c pass, upstream only", bare[0]))
-    print(row("python -c pass, fork installed", bare[1]))
     pass_ms = statistics.median(bare[0].wall_ms)
     share = line_ms / pass_ms
-    print(f"fast_agent_db.pth line alone: {line_ms:.4f} ms ({share:.2%} of python -c pass)")
+    lines = [
+        f"python {python_version}, {runs} pairs, order alternated, no database configured",
+        f"{'ms':<34} {'wall min':>9} {'median':>9} {'cpu min':>9} {'median':>9}",
+        row("import FastAgent, upstream only", upstream_imports),
+        row("import FastAgent, fork installed", fork_imports),
+        "fork / upstream, median of pair ratios:"
+        f" wall {pair_ratios(fork_imports.wall_ms, upstream_imports.wall_ms)},"
+        f" cpu {pair_ratios(fork_imports.cpu_ms, upstream_imports.cpu_ms)}",
+        f"modules the fork loads beyond upstream's ({len(extra)}): {module_summary(extra)}",
+        row("python -c pass, upstream only", bare[0]),
+        row("python -c pass, fork installed", bare[1]),
+        f"fast_agent_db.pth line alone: {line_ms:.4f} ms ({share:.2%} of python -c pass)",
+    ]
+    lower, median, upper = pair_quartiles(fork_imports.cpu_ms, upstream_imports.cpu_ms)
+    return {
+        "lines": lines,
+        "cpu_ratio": median,
+        "cpu_middle_half": [lower, upper],
+        "wall_ratio": pair_quartiles(fork_imports.wall_ms, upstream_imports.wall_ms)[1],
+        "min_cpu_ratio": min(fork_imports.cpu_ms) / min(upstream_imports.cpu_ms),
+        "extra_modules": extra,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="pairs of FastAgent imports")
+    print("\n".join(measure(parser.parse_args().runs)["lines"]))
 
 
 if __name__ == "__main__":
