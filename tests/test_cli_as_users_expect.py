@@ -59,6 +59,11 @@ def cli(
     )
 
 
+#: Each test drives the real `fast-agent-db` process (pipes, a pty, fresh interpreters): the
+#: process is the point here, so the module is in the slow part of the suite.
+pytestmark = pytest.mark.slow
+
+
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result.stdout

@@ -14,6 +14,7 @@ from mcp_agent.db.urls import DATABASE_URL_ENV, is_sqlite, sqlite_file, to_async
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_tour_creates_its_own_embedded_database(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(DATABASE_URL_ENV, raising=False)

@@ -171,6 +171,7 @@ def _files(directory: Path) -> list[str]:
 # --- 60,000 events while the database is unreachable ------------------------------------
 
 
+@pytest.mark.slow
 async def test_sixty_thousand_events_during_an_outage_are_spilled_then_stored_once(
     database_url: str,
     spill_dir: Path,

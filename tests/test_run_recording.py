@@ -6,6 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from mcp_agent.db.models import ExecutionRow, MessageRow
@@ -49,6 +50,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 async def test_a_turn_that_cannot_be_stored_fails_the_call_and_leaves_memory_unchanged(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -117,6 +117,7 @@ def _store_rows_the_old_way(path: Path, session: str, texts: list[str]) -> None:
 
 @pytest.mark.sqlite
 @pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.slow
 async def test_a_session_stored_before_the_escape_still_loads(database_url: str, tmp_path) -> None:
     """SQLite only: PostgreSQL refused these rows, so it holds none of them."""
     texts = list(ODD_TEXTS.values())
