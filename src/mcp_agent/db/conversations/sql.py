@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
 from operator import gt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_core import from_json
 from sqlalchemy import (
@@ -50,6 +50,10 @@ from mcp_agent.db.errors import SessionError  # noqa: F401 - defined in errors, 
 from mcp_agent.db.models import MessageRow, SessionRow
 from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
+
+
+#: How sessions are listed: by their last activity, or by when they were created.
+SessionOrder = Literal["updated", "created"]
 
 
 def make_session_id() -> str:
@@ -626,10 +630,97 @@ class SqlConversationStore:
 
     # -- administration (CLI and API), beyond what a running agent needs -----------------
 
-    async def list_sessions(self, *, limit: int = 100) -> list[SessionSummary]:
-        return await self._summaries(
-            select(SessionRow).order_by(SessionRow.updated_at.desc()).limit(limit)
-        )
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 100,
+        order: SessionOrder = "updated",
+        before: tuple[datetime, str] | None = None,
+        agent_name: str | None = None,
+        parent_session_id: str | None = None,
+    ) -> list[SessionSummary]:
+        """Sessions newest first, by their last activity (`updated`) or their creation
+        (`created`), ties by id; at most `limit`.
+
+        `before` is the (time, session_id) of the last session a previous page returned: the
+        next page starts after it (keyset pagination, so rows added meanwhile do not shift
+        it). `agent_name` keeps sessions holding messages of that agent (their own, not
+        inherited), `parent_session_id` the branches of that session.
+        """
+        column = SessionRow.updated_at if order == "updated" else SessionRow.created_at
+        query = select(SessionRow).order_by(column.desc(), SessionRow.session_id.desc())
+        if before is not None:
+            at, session_id = before
+            query = query.where(
+                or_(column < at, and_(column == at, SessionRow.session_id < session_id))
+            )
+        if agent_name is not None:
+            query = query.where(
+                select(MessageRow.message_id)
+                .where(
+                    MessageRow.session_id == SessionRow.session_id,
+                    MessageRow.agent_name == agent_name,
+                )
+                .exists()
+            )
+        if parent_session_id is not None:
+            query = query.where(SessionRow.parent_session_id == parent_session_id)
+        return await self._summaries(query.limit(limit))
+
+    async def load_page(
+        self, session_id: str, agent_name: str, *, after_sequence: int = 0, limit: int
+    ) -> list[StoredMessage]:
+        """Part of `load`: the agent's messages with a sequence above `after_sequence`, at
+        most `limit`, oldest first (a branch's inherited messages included, as `load`).
+
+        A session that is not a branch reads its page in one statement, the documents `load`
+        reads a chunk of; a branch reads its lineage first. Empty for an unknown session.
+        """
+        dialect = self._runtime.dialect
+        async with self._runtime.engine.connect() as connection:
+            if dialect == "postgresql":
+                # Reads only, as load: no BEGIN and ROLLBACK round trips.
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            with _collector_paused():
+                contents, providers, *arrays, found, parent = (
+                    await connection.execute(
+                        _own_history(dialect),
+                        {
+                            "session_id": session_id,
+                            "agent_name": agent_name,
+                            "after": after_sequence,
+                            "limit": limit,
+                        },
+                    )
+                ).one()
+                if not found:
+                    return []
+                if parent is None:
+                    columns = list(map(_array, arrays))
+                    return _decoded(agent_name, session_id, contents, providers, columns)
+                # A branch: its inherited and own messages, one row each. Sequences continue
+                # across the branch point, so they order and page the whole history.
+                lineage = await _lineage(connection, session_id)
+                rows = (
+                    await connection.execute(
+                        select(*_history_columns(dialect))
+                        .where(
+                            MessageRow.agent_name == agent_name,
+                            _visible(lineage),
+                            MessageRow.sequence > after_sequence,
+                        )
+                        .order_by(MessageRow.sequence, MessageRow.message_id)
+                        .limit(limit)
+                    )
+                ).all()
+                return [_stored(row) for row in rows]
+
+    async def has_session(self, session_id: str) -> bool:
+        async with self._runtime.sessions() as session:
+            found = await session.scalar(
+                select(SessionRow.session_id).where(SessionRow.session_id == session_id)
+            )
+        return found is not None
 
     async def summary(self, session_id: str) -> SessionSummary:
         """One session with its message counts by agent (its own rows, not its ancestors')."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from mcp_agent.db.executions.base import (
     ExecutionRecord,
+    ExecutionStatus,
 )
 from mcp_agent.db.models import ExecutionRow
 from mcp_agent.db.runtime import DatabaseRuntime
@@ -80,6 +82,40 @@ class SqlExecutionStore:
                 .order_by(ExecutionRow.started_at)
             )
             return [_record(row) for row in rows]
+
+    async def roots_page(
+        self,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None = None,
+        session_id: str | None = None,
+        agent_name: str | None = None,
+        status: ExecutionStatus | None = None,
+    ) -> list[ExecutionRecord]:
+        """As `roots`, filtered, and from after `before`: the (started_at, execution_id) of
+        the last root a previous page returned (keyset pagination: ties broken by id)."""
+        query = (
+            select(ExecutionRow)
+            .where(ExecutionRow.parent_execution_id.is_(None))
+            .order_by(ExecutionRow.started_at.desc(), ExecutionRow.execution_id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            at, execution_id = before
+            query = query.where(
+                or_(
+                    ExecutionRow.started_at < at,
+                    and_(ExecutionRow.started_at == at, ExecutionRow.execution_id < execution_id),
+                )
+            )
+        if session_id is not None:
+            query = query.where(ExecutionRow.session_id == session_id)
+        if agent_name is not None:
+            query = query.where(ExecutionRow.agent_name == agent_name)
+        if status is not None:
+            query = query.where(ExecutionRow.status == status)
+        async with self._runtime.sessions() as session:
+            return [_record(row) for row in await session.scalars(query)]
 
     async def roots(self, *, limit: int = 20) -> list[ExecutionRecord]:
         async with self._runtime.sessions() as session:
