@@ -40,6 +40,23 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\
 _COPY_NULL = "\\N"
 _COPY_CHUNK = 250  # rows per write within one COPY
 
+#: The channel every batch written to fa_events NOTIFYs on commit; the live feed
+#: (events/feed.py) LISTENs on it instead of polling.
+EVENTS_CHANNEL = "fa_events"
+#: Serialises batches into fa_events (an arbitrary, fixed advisory-lock key, "fa-evnt").
+EVENT_ORDER_LOCK_KEY = 0x66612D65766E74
+#: Run first in every transaction that writes fa_events on PostgreSQL, before any event_id is
+#: drawn. The lock is held to the commit, so batches commit in the order of their event_ids
+#: (ids drawn after the lock are above every id of the batches before): a reader never sees
+#: an id while a lower one may still commit, which is what lets the feed resume from a single
+#: id without missing anything. It serialises writers of events, not their callers (events
+#: are written off the turn's path, and COPY keeps a batch short); a NOTIFY costs nothing
+#: more, since PostgreSQL serialises the commits of notifying transactions anyway. Sent in
+#: the same transaction, the notification is delivered on commit, or never if it rolls back.
+ORDER_AND_NOTIFY_SQL = (
+    f"SELECT pg_advisory_xact_lock({EVENT_ORDER_LOCK_KEY}), pg_notify('{EVENTS_CHANNEL}', '')"
+)
+
 
 # One encoder for every row: json.dumps with options builds a new encoder per call. NaN and
 # infinities are refused (jsonb cannot hold them) and then stored as strings.
@@ -136,7 +153,7 @@ def _insert_ignoring_duplicate(dialect: str) -> Any:
 
 async def _copy(connection: AsyncConnection, events: Sequence[EventRecord]) -> None:
     """PostgreSQL: COPY, many times faster than INSERT for batches (in the connection's
-    transaction).
+    transaction), after ORDER_AND_NOTIFY_SQL.
 
     Rows are encoded in COPY's text format here and sent in chunks: row-by-row `write_row`
     (an await and a type adaptation per value) held the writer to a third of the server's
@@ -146,6 +163,7 @@ async def _copy(connection: AsyncConnection, events: Sequence[EventRecord]) -> N
     driver = raw.driver_connection
     assert driver is not None
     async with driver.cursor() as cursor:
+        await cursor.execute(ORDER_AND_NOTIFY_SQL)
         async with cursor.copy(f"COPY fa_events ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
             for start in range(0, len(events), _COPY_CHUNK):
                 chunk = events[start : start + _COPY_CHUNK]
