@@ -28,7 +28,7 @@ from mcp_agent.db.limits import INTEGER_MAX
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings import edits, secrets
 from mcp_agent.db.settings.base import ConfigChange, DocumentEdit
-from mcp_agent.db.settings.changes import HistoryPurge, masked
+from mcp_agent.db.settings.changes import HistoryPurge, displayed_change
 from mcp_agent.db.settings.document import (
     ConfigDocument,
     document_from_yaml,
@@ -221,20 +221,6 @@ async def _history(raw_url: str, key: str | None, limit: int) -> list[ConfigChan
         return await SqlSettingsStore(runtime).history(key, limit=limit)
 
 
-def _change_document(change: ConfigChange) -> dict[str, Any]:
-    """A change as `config history --json` prints it, its values masked as in the table."""
-    name = change.field or change.entity_name.rpartition(".")[2]
-    return {
-        "changed_at": change.changed_at,
-        "key": change.key,
-        "operation": change.operation,
-        # Rows recorded before history masked secrets are masked when shown.
-        "old_value": change.value_as_typed(masked(change.old_value, name=name)),
-        "new_value": change.value_as_typed(masked(change.new_value, name=name)),
-        "changed_by": change.changed_by,
-    }
-
-
 @app.command()
 def history(
     key: Annotated[str | None, typer.Argument(help="Only this key and its children.")] = None,
@@ -249,7 +235,7 @@ def history(
     """Show recorded changes to the settings, newest first."""
     chosen = chosen_format(json_flag, output_format)
     changes = run_async(_history(resolve_database_url(database_url), key, limit))
-    documents = [_change_document(change) for change in changes]
+    documents = [displayed_change(change) for change in changes]
     print_rows(
         documents,
         [

@@ -25,6 +25,8 @@ class ConfigChange:
     old_value: Any
     new_value: Any
     changed_by: str | None
+    #: The history row's id (SQL store; None in memory): orders changes made at the same time.
+    change_id: int | None = None
 
     @property
     def key(self) -> str:

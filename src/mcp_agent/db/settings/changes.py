@@ -39,6 +39,20 @@ def masked(value: Any, *, name: str | None) -> Any:
     return value
 
 
+def displayed_change(change: ConfigChange) -> dict[str, Any]:
+    """A recorded change as `config history --json` and the API show it: keys as users type
+    them, values masked (rows recorded before history masked secrets are masked when shown)."""
+    name = change.field or change.entity_name.rpartition(".")[2]
+    return {
+        "changed_at": change.changed_at,
+        "key": change.key,
+        "operation": change.operation,
+        "old_value": change.value_as_typed(masked(change.old_value, name=name)),
+        "new_value": change.value_as_typed(masked(change.new_value, name=name)),
+        "changed_by": change.changed_by,
+    }
+
+
 def _last_part(key: str) -> str:
     return key.rpartition(".")[2]
 

@@ -222,7 +222,7 @@ def document_from_yaml(
     for key, value in merged.items():
         path = (str(key),)
         if key in PROVIDER_SECTIONS:
-            provider = _provider_from_yaml(str(key), value, conversion)
+            provider = provider_from_yaml(str(key), value, conversion)
             if provider is not None:
                 document.providers[str(key)] = provider
         elif key == "mcp":
@@ -309,7 +309,7 @@ def is_known_model(model: str) -> bool:
     return True
 
 
-def _provider_from_yaml(
+def provider_from_yaml(
     name: str, value: Any, conversion: SecretConversion
 ) -> ProviderConfig | None:
     if value is None:

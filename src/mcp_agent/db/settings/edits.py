@@ -17,6 +17,7 @@ from mcp_agent.db.settings.document import (
     ProviderConfig,
     SecretConversion,
     ServerConfig,
+    provider_from_yaml,
     server_from_yaml,
 )
 
@@ -161,4 +162,28 @@ def remove_server(document: ConfigDocument, name: str) -> ConfigDocument:
     if name not in document.servers:
         raise _bad_key(f"mcp.servers.{name}", "no MCP server with this name")
     del document.servers[name]
+    return document
+
+
+def set_provider(
+    document: ConfigDocument,
+    name: str,
+    section: dict[str, Any],
+    *,
+    encrypt_literals: bool = False,
+) -> ConfigDocument:
+    """Make `section` (upstream's YAML shape: base_url, api_key, other fields) the whole
+    section of provider `name`, validated by upstream's model, secrets as references.
+
+    Raises:
+        ConfigError: an unknown provider, or naming each invalid field.
+    """
+    if name not in PROVIDER_SECTIONS:
+        raise _bad_key(name, f"unknown provider (known: {', '.join(sorted(PROVIDER_SECTIONS))})")
+    problems = ProblemList(lambda _path: "provider")
+    conversion = SecretConversion(problems, encrypt_literals=encrypt_literals)
+    provider = provider_from_yaml(name, section, conversion)
+    if problems.items or provider is None:
+        raise ConfigError(problems.items or [f"{name}: invalid"])
+    document.providers[name] = provider
     return document

@@ -267,4 +267,5 @@ def _change(row: ConfigChangeRow) -> ConfigChange:
         old_value=row.old_value,
         new_value=row.new_value,
         changed_by=row.changed_by,
+        change_id=row.change_id,
     )
