@@ -16,6 +16,7 @@ from mcp_agent.db.api import health
 from mcp_agent.db.api.auth import require_token
 from mcp_agent.db.api.limits import MAX_BODY_BYTES, RequestBodyLimit
 from mcp_agent.db.api.problems import install_problem_handlers, problem_responses
+from mcp_agent.db.api.request_text import refuse_unstorable_text
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.urls import resolve_database_url
 
@@ -24,7 +25,15 @@ API_PREFIX = "/v1"
 
 def _resource_routers() -> list[APIRouter]:
     """Every resource's router, in the order /docs lists them."""
-    return []
+    from mcp_agent.db.api.routers import agents, models, providers, servers, settings
+
+    return [
+        settings.router,
+        providers.router,
+        models.router,
+        servers.router,
+        agents.router,
+    ]
 
 
 def create_app(database_url: str | None = None, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
@@ -62,7 +71,8 @@ def create_app(database_url: str | None = None, *, max_body_bytes: int = MAX_BOD
     app.include_router(health.router)
     protected = APIRouter(
         prefix=API_PREFIX,
-        dependencies=[Depends(require_token)],
+        # The token first: a request without one learns nothing else.
+        dependencies=[Depends(require_token), Depends(refuse_unstorable_text)],
         responses=problem_responses(401, 422, 503),
     )
     for router in _resource_routers():

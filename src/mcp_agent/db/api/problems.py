@@ -198,6 +198,11 @@ def problem_from_text(text: str) -> FieldProblem:
 # Handlers
 
 
+def _nothing_changed(request: Request) -> str:
+    """Said of a refused write, so a client knows it need not look what is left behind."""
+    return "" if request.method in ("GET", "HEAD", "OPTIONS") else " Nothing was changed."
+
+
 async def _validation_failed(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     problems = validation_problems(error)
@@ -206,7 +211,7 @@ async def _validation_failed(request: Request, error: Exception) -> JSONResponse
         request,
         422,
         kind="invalid-input",
-        detail=f"Invalid input: {named}. Nothing was changed.",
+        detail=f"Invalid input: {named}.{_nothing_changed(request)}",
         errors=problems,
     )
 
@@ -219,7 +224,7 @@ def _our_error_response(request: Request, error: FastAgentDbError) -> JSONRespon
             request,
             422,
             kind="invalid-input",
-            detail=f"{error}. Nothing was changed.",
+            detail=f"{error}.{_nothing_changed(request)}",
             errors=[FieldProblem(field=error.field, detail=error.reason)],
         )
     if isinstance(error, ConfigError | DefinitionError):
@@ -227,7 +232,7 @@ def _our_error_response(request: Request, error: FastAgentDbError) -> JSONRespon
             request,
             422,
             kind="invalid-input",
-            detail="; ".join(error.problems) + ". Nothing was changed.",
+            detail="; ".join(error.problems) + "." + _nothing_changed(request),
             errors=[problem_from_text(text) for text in error.problems],
         )
     if isinstance(error, SessionError | CallNotStartedError):
