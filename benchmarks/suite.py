@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 import startup  # noqa: E402
+import turn_profile  # noqa: E402
 from events import copy_rate, make_records, writer_rate  # noqa: E402
 from history import database_url, fork_history, scratch_database, turn  # noqa: E402
 from peers import PACKAGES as PEER_PACKAGES  # noqa: E402
@@ -629,6 +630,22 @@ def write_report(results: dict[str, Any], out: Path) -> str:
             f"| {row['sessions']} | {row['turns_per_s']:,.0f} | {row['errors']} | "
             f"{raw or 0:,.0f} | {ratio} | {raw_calls or 0:,.0f} | {calls_ratio} |"
         )
+    if "turn_profile" in results:
+        profiled = results["turn_profile"]
+        lines += [
+            "",
+            "## Where a turn's time goes (PostgreSQL, cProfile, benchmarks/turn_profile.py)",
+            "",
+            f"{profiled['turns']} passthrough turns of a database-backed run, median "
+            f"{profiled['median_ms']:.2f} ms per turn under the profiler; cumulative ms per "
+            "turn of the functions that take the most. Before issue 15 a turn's database time "
+            "was 8.65 ms (31x the floor): three engines per run, an ORM flush per write and a "
+            "copy of both histories per call.",
+            "",
+            "| function | ms per turn |",
+            "|---|---|",
+            *(f"| `{row['function']}` | {row['ms_per_turn']:.3f} |" for row in profiled["top"]),
+        ]
     if "startup" in results:
         lines += [
             "",
@@ -678,6 +695,13 @@ def main() -> None:
             results["engine_commit_floor_ms"] = asyncio.run(
                 engine_commit_floor(databases.postgres())
             )
+            print("turn profile...", flush=True)
+            profiled, profile = turn_profile.profile_turns(databases.postgres(), 200)
+            results["turn_profile"] = {
+                "turns": len(profiled),
+                "median_ms": statistics.median(profiled),
+                "top": turn_profile.summary(profile, len(profiled), 25),
+            }
             print("history...", flush=True)
             results["history"] = {
                 FORK_PG: asyncio.run(fork_history(databases.postgres(), sizes, timed_turns)),

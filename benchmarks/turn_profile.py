@@ -18,6 +18,7 @@ import cProfile
 import io
 import os
 import pstats
+import re
 import statistics
 import sys
 import tempfile
@@ -53,6 +54,47 @@ async def turns(url: str, count: int, profile: cProfile.Profile) -> list[float]:
             timings.append((time.perf_counter() - started) * 1000)
         profile.disable()
     return timings
+
+
+def summary(profile: cProfile.Profile, turns: int, top: int) -> list[dict[str, object]]:
+    """The `top` functions by cumulative time, as ms per turn, named file:line(function) with
+    the path shortened to the package (benchmarks/suite.py puts this in its report)."""
+    stats = pstats.Stats(profile)
+    rows = []
+    ranked = sorted(
+        stats.stats.items(),  # type: ignore[attr-defined]
+        key=lambda item: item[1][3],
+        reverse=True,
+    )
+    for (filename, line, function), (_calls, _primitive, _own, cumulative, _callers) in ranked:
+        # The event loop's own frames and this script's contain everything: they say nothing.
+        if filename == "~" or "/asyncio/" in filename or filename == __file__:
+            continue
+        where = re.sub(r"^.*(site-packages/|/src/|/python3\.\d+/)", "", filename)
+        rows.append(
+            {"function": f"{where}:{line}({function})", "ms_per_turn": 1000 * cumulative / turns}
+        )
+        if len(rows) == top:
+            break
+    return rows
+
+
+def profile_turns(url: str, count: int) -> tuple[list[float], cProfile.Profile]:
+    """`count` profiled turns of a passthrough agent on `url`, run from a scratch directory
+    whose config turns off the console (as main does)."""
+    previous = Path.cwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            Path("fastagent.config.yaml").write_text(
+                "default_model: passthrough\nlogger: {type: none, progress_display: false, "
+                "show_chat: false, show_tools: false}\n"
+            )
+            profile = cProfile.Profile()
+            timings = asyncio.run(turns(url, count, profile))
+        finally:
+            os.chdir(previous)
+    return timings, profile
 
 
 def main() -> None:
