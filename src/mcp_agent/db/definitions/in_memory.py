@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mcp_agent.db.definitions.specs import AgentDefinition, AgentSpec, DefinitionError, PutResult
 from mcp_agent.db.definitions.upsert import prepare_upsert, referrers, rollback
 from mcp_agent.db.models.types import utc_now
 
+if TYPE_CHECKING:
+    from mcp_agent.db.settings.base import SettingsSource
+
 
 class InMemoryDefinitionStore:
-    def __init__(self, *, known_servers: set[str] | None = None) -> None:
+    """Agents refer to MCP servers by name: `known_servers` fixes the names a put accepts;
+    with `settings` instead, they are the servers of its current document (as the SQL store
+    checks them against the servers table); with neither, any name is accepted."""
+
+    def __init__(
+        self, *, known_servers: set[str] | None = None, settings: SettingsSource | None = None
+    ) -> None:
         self._versions: dict[str, list[AgentDefinition]] = {}
         self._live: set[str] = set()
         self._known_servers = known_servers
+        self._settings = settings
+
+    async def _servers(self) -> set[str] | None:
+        if self._known_servers is not None or self._settings is None:
+            return self._known_servers
+        return set((await self._settings.load_document()).servers)
 
     async def current(self, names: Sequence[str] | None = None) -> dict[str, AgentDefinition]:
         wanted = self._live if names is None else self._live & set(names)
@@ -47,7 +63,7 @@ class InMemoryDefinitionStore:
             for name, definition in (await self.current()).items()
         }
         prepared = prepare_upsert(
-            current, specs, known_servers=self._known_servers, check_imports=check_imports
+            current, specs, known_servers=await self._servers(), check_imports=check_imports
         )
         results = []
         for item in prepared:

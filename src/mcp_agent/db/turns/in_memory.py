@@ -13,12 +13,18 @@ from mcp_agent.db.turns.base import CallEnd
 
 class InMemoryTurnStore:
     """Calls as `ExecutionRecord`s, usage rows per call, turns in an in-memory conversation
-    store (shared with the caller's, so what a run stores can be loaded back)."""
+    store (shared with the caller's, so what a run stores can be loaded back).
+
+    `InMemoryExecutionStore` reads and maintains these records, as `SqlExecutionStore` reads
+    the rows `SqlTurnStore` writes.
+    """
 
     def __init__(self, conversations: InMemoryConversationStore | None = None) -> None:
         self.conversations = conversations or InMemoryConversationStore()
         self.executions: dict[str, ExecutionRecord] = {}
         self.usage: dict[str, list[UsageTurn]] = {}
+        #: execution id -> the worker that started it (an `ExecutionRecord` does not carry it).
+        self.worker_ids: dict[str, str] = {}
 
     async def start_call(self, start: ExecutionStart) -> None:
         if start.execution_id in self.executions:
@@ -36,6 +42,7 @@ class InMemoryTurnStore:
             session_id=start.session_id,
             settings_source=start.settings_source,
         )
+        self.worker_ids[start.execution_id] = start.worker_id
 
     async def end_call(self, end: CallEnd) -> list[int]:
         record = self.executions.get(end.execution_id)
