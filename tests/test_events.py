@@ -1,4 +1,6 @@
-"""The event log: capture, tagging, reading, retention, and surviving an outage."""
+"""The event log: capture, tagging, reading, retention, and surviving an outage. What every
+event sink does (events stored as written, a spilled batch stored once) is in
+tests/conformance/test_events.py."""
 
 from __future__ import annotations
 
@@ -73,41 +75,6 @@ async def test_logs_filters_by_session_agent_level_and_time(database_url: str) -
     assert bad.exit_code == 2 and "expected debug, info, warning (or warn)" in bad.output
     spelled = (await ainvoke("logs", "--level", "WARN", *url)).output
     assert "warn b" in spelled and "info a" not in spelled
-
-
-AWKWARD_TEXT = [
-    "tab\there",
-    "line\nbreak and \r\n",
-    "back\\slash \\N \\t literally",
-    'quotes " and \' and {"json": "inside"}',
-    "unicode: \u00e9\u4e2d\U0001f600 and private \ue000",
-    "",
-]
-
-
-async def test_stored_events_equal_what_was_written_whatever_the_text(database_url: str) -> None:
-    """The PostgreSQL sink encodes COPY's text format itself: escapes must round-trip."""
-    written = [
-        EventRecord(
-            occurred_at=NOW + timedelta(microseconds=index),
-            level="info",
-            namespace=f"tests.{text}",
-            message=text,
-            name=text or None,
-            data={"text": text, "nested": [text, {"key\t": text}], "number": 1.5, "none": None},
-            session_id=f"awkward-{index}",
-            agent_name=text,
-            trace_id=None,
-            span_id=text[:16],
-        )
-        for index, text in enumerate(AWKWARD_TEXT)
-    ]
-    async with await DatabaseRuntime.open(database_url) as runtime:
-        sink = SqlEventSink(runtime)
-        await sink.ensure_partitions()
-        await sink.write(written)
-        stored = [event for _id, event in await read_events(runtime, limit=100)]
-    assert stored == written
 
 
 async def test_an_event_the_table_cannot_hold_as_is_is_stored_cut_not_lost(

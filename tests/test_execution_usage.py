@@ -10,15 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from mcp_agent.db import FastAgent
-from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.executions.sql import SqlExecutionStore
-from mcp_agent.db.executions.tracking import WORKER_ID, interrupt_dead_workers
 from mcp_agent.db.models import EventRow
-from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
 from mcp_agent.db.tour import calculator_server
-from mcp_agent.db.turns.sql import SqlTurnStore
 from tests.support.cli import ainvoke
 
 SERVER = Path(calculator_server.__file__)
@@ -114,27 +110,3 @@ async def test_workflow_totals_equal_upstreams_usage_and_are_priced(
     assert "first" in by_agent.output and "second" in by_agent.output
     bad = await ainvoke("usage", "--since", "yesterday-ish", *url)
     assert bad.exit_code == 2 and "expected an age in s, min, h, d or w" in bad.output
-
-
-async def test_rows_of_a_dead_worker_are_marked_interrupted(database_url: str) -> None:
-    async with await DatabaseRuntime.open(database_url) as runtime:
-        store = SqlExecutionStore(runtime)
-        for execution_id, worker in (
-            ("dead", WORKER_ID.rsplit(":", 1)[0] + ":999999999"),
-            ("alive", WORKER_ID),
-            ("elsewhere", "other-host:1"),
-        ):
-            await SqlTurnStore(runtime).start_call(
-                ExecutionStart(
-                    execution_id=execution_id,
-                    parent_execution_id=None,
-                    agent_name="a",
-                    agent_version_id=None,
-                    operation="generate",
-                    started_at=utc_now(),
-                    worker_id=worker,
-                )
-            )
-        assert await interrupt_dead_workers(store) == 1
-        status = {r.execution_id: r.status for r in await store.roots()}
-    assert status == {"dead": "interrupted", "alive": "running", "elsewhere": "running"}

@@ -1,65 +1,31 @@
-"""The turn store: one behaviour suite for the in-memory store, SQLite and PostgreSQL (whose
-end of a call is one round trip through `fa_end_call`)."""
+"""The SQL turn store beyond what every turn store does (tests/conformance/test_turns.py): a
+branch continuing after its branch point (branches are the SQL conversation store's), a
+database that stops answering, and the write pool's size."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
 
 import pytest
 from mcp_agent.core.prompt import Prompt
 
 from mcp_agent.db.conversations.base import NewMessage, PendingTurn
-from mcp_agent.db.conversations.in_memory import InMemoryConversationStore
 from mcp_agent.db.conversations.sql import SqlConversationStore
-from mcp_agent.db.errors import CallNotStartedError, SessionError
 from mcp_agent.db.executions.base import ExecutionStart
-from mcp_agent.db.executions.sql import SqlExecutionStore
-from mcp_agent.db.executions.usage import UsageTotals, UsageTurn
 from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
-from mcp_agent.db.turns.base import CallEnd, TurnStore
-from mcp_agent.db.turns.in_memory import InMemoryTurnStore
+from mcp_agent.db.turns.base import CallEnd
 from mcp_agent.db.turns.sql import SqlTurnStore
 
 
-@dataclass
-class Backend:
-    turns: TurnStore
-    conversations: Any
-    runtime: DatabaseRuntime | None
-
-    async def status(self, execution_id: str) -> tuple[str, int, Decimal | None]:
-        if self.runtime is None:
-            assert isinstance(self.turns, InMemoryTurnStore)
-            record = self.turns.executions[execution_id]
-        else:
-            (record,) = await SqlExecutionStore(self.runtime).tree(execution_id)
-        return record.status, record.input_tokens, record.cost
+@pytest.fixture
+async def turns_and_conversations(
+    runtime: DatabaseRuntime,
+) -> tuple[SqlTurnStore, SqlConversationStore]:
+    return SqlTurnStore(runtime), SqlConversationStore(runtime)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-async def backend(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Backend]:  # noqa: ANN001
-    if request.param == "memory":
-        conversations = InMemoryConversationStore()
-        yield Backend(InMemoryTurnStore(conversations), conversations, None)
-        return
-    request.applymarker(getattr(pytest.mark, request.param))
-    url = _database_url(request, request.param, tmp_path)
-    async with await DatabaseRuntime.open(url) as runtime:
-        yield Backend(SqlTurnStore(runtime), SqlConversationStore(runtime), runtime)
-
-
-def _database_url(request: pytest.FixtureRequest, kind: str, tmp_path) -> str:  # noqa: ANN001
-    import shutil
-
-    if kind == "sqlite":
-        path = tmp_path / "turns.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
+def _postgres_database_url(request: pytest.FixtureRequest) -> str:
     databases = request.getfixturevalue("postgres_databases")
     name = databases.create(template=request.getfixturevalue("postgres_template"))
     request.addfinalizer(lambda: databases.drop(name))
@@ -95,95 +61,18 @@ def turn(*texts: str, session_id: str = "s") -> PendingTurn:
     )
 
 
-USAGE = UsageTurn(
-    provider="openai",
-    model="gpt-test",
-    input_tokens=10,
-    output_tokens=5,
-    cache_read_tokens=0,
-    cache_write_tokens=0,
-    reasoning_tokens=0,
-    tool_use_tokens=0,
-    cost=Decimal("0.0015"),
-    raw_usage={"prompt_tokens": 10},
-)
-
-
-async def test_a_call_ends_with_its_turn_usage_and_totals(backend: Backend) -> None:
-    await backend.conversations.ensure_session("s")
-    await backend.turns.start_call(start("e1"))
-    assert (await backend.status("e1"))[0] == "running"
-    totals = UsageTotals()
-    totals.add_turn(USAGE)
-    sequences = await backend.turns.end_call(
-        CallEnd("e1", "completed", utc_now(), totals=totals, usage=[USAGE], turn=turn("q", "a"))
-    )
-    assert sequences == [1, 2]
-    assert await backend.status("e1") == ("completed", 10, Decimal("0.0015"))
-    await backend.turns.start_call(start("e2"))
-    assert await backend.turns.end_call(
-        CallEnd("e2", "completed", utc_now(), turn=turn("q2", "a2 \x00 nul"))
-    ) == [3, 4]
-    history = await backend.conversations.load("s", "agent")
-    assert [m.content.all_text() for m in history] == ["q", "a", "q2", "a2 \x00 nul"]
-    assert history[1].provider_messages == [{"role": "assistant", "content": "a"}]
-    assert history[0].provider_messages is None
-
-
-async def test_a_missing_session_fails_the_end_and_changes_nothing(backend: Backend) -> None:
-    await backend.turns.start_call(start("e1", session_id=None))
-    with pytest.raises(SessionError, match="nosuch"):
-        await backend.turns.end_call(
-            CallEnd("e1", "completed", utc_now(), turn=turn("q", "a", session_id="nosuch"))
-        )
-    assert (await backend.status("e1"))[0] == "running"
-    # A failed call without a turn keeps the totals it had.
-    await backend.turns.end_call(CallEnd("e1", "failed", utc_now(), error="boom"))
-    assert await backend.status("e1") == ("failed", 0, None)
-
-
-async def test_the_end_of_a_call_never_started_stores_nothing(backend: Backend) -> None:
-    """On PostgreSQL a start is committed without waiting for the disk (migration 0006): a
-    server crash can lose it, and its end must then store nothing rather than orphans."""
-    await backend.conversations.ensure_session("s")
-    with pytest.raises(CallNotStartedError, match="ghost"):
-        await backend.turns.end_call(
-            CallEnd("ghost", "completed", utc_now(), usage=[USAGE], turn=turn("q", "a"))
-        )
-    assert await backend.conversations.load("s", "agent") == []
-
-
-async def test_concurrent_ends_on_one_session_get_gap_free_sequences(backend: Backend) -> None:
-    await backend.conversations.ensure_session("s")
-    ids = [f"e{number}" for number in range(12)]
-    for execution_id in ids:
-        await backend.turns.start_call(start(execution_id))
-    results = await asyncio.gather(
-        *(
-            backend.turns.end_call(
-                CallEnd(execution_id, "completed", utc_now(), turn=turn("q", "a"))
-            )
-            for execution_id in ids
-        )
-    )
-    assert sorted(sequence for pair in results for sequence in pair) == list(range(1, 25))
-    assert [m.sequence for m in await backend.conversations.load("s", "agent")] == list(
-        range(1, 25)
-    )
-
-
-async def test_a_branch_continues_after_its_branch_point(backend: Backend) -> None:
-    if backend.runtime is None:
-        pytest.skip("the in-memory conversation store has no branches")
-    store = backend.conversations
+async def test_a_branch_continues_after_its_branch_point(
+    turns_and_conversations: tuple[SqlTurnStore, SqlConversationStore],
+) -> None:
+    turns, store = turns_and_conversations
     await store.ensure_session("s")
-    await backend.turns.start_call(start("e1"))
-    await backend.turns.end_call(CallEnd("e1", "completed", utc_now(), turn=turn("1", "2")))
-    await backend.turns.start_call(start("e2"))
-    await backend.turns.end_call(CallEnd("e2", "completed", utc_now(), turn=turn("3", "4")))
+    await turns.start_call(start("e1"))
+    await turns.end_call(CallEnd("e1", "completed", utc_now(), turn=turn("1", "2")))
+    await turns.start_call(start("e2"))
+    await turns.end_call(CallEnd("e2", "completed", utc_now(), turn=turn("3", "4")))
     child = await store.fork("s", at_sequence=2, agent_name="agent", new_session_id="child")
-    await backend.turns.start_call(start("e3", session_id=child))
-    assert await backend.turns.end_call(
+    await turns.start_call(start("e3", session_id=child))
+    assert await turns.end_call(
         CallEnd("e3", "completed", utc_now(), turn=turn("3b", "4b", session_id=child))
     ) == [3, 4]
     assert [m.content.all_text() for m in await store.load(child, "agent")] == [
@@ -212,7 +101,6 @@ def _refuse_connections(admin_url: str, database: str, refused: bool) -> None:
 @pytest.mark.postgresql
 async def test_a_database_that_stops_answering_fails_the_start_and_the_pool_recovers(
     request: pytest.FixtureRequest,
-    tmp_path,  # noqa: ANN001
 ) -> None:
     """The write pool's connections die with the server's backends: the next start fails
     (before a model would be asked) with the driver's error as SQLAlchemy's, and once the
@@ -220,7 +108,7 @@ async def test_a_database_that_stops_answering_fails_the_start_and_the_pool_reco
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
-    url = _database_url(request, "postgresql", tmp_path)
+    url = _postgres_database_url(request)
     databases = request.getfixturevalue("postgres_databases")
     admin = make_url(databases.server_url).set(drivername="postgresql")
     admin_url = admin.render_as_string(hide_password=False)

@@ -1,5 +1,5 @@
 """Enum members given to upstream's decorators are stored by value and come back as values
-upstream accepts, through every definition store: in memory, SQLite and PostgreSQL.
+upstream accepts, through every definition store (the conformance suite's backends).
 
 Any decorator argument that takes a string or an integer takes a member of a `str`/`int`
 enum as well (upstream's own `QualityRating` for `min_rating`, or a script's own enums for
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum, IntEnum, StrEnum
 from typing import Any
@@ -25,19 +24,10 @@ from mcp_agent.core.request_params import RequestParams
 from mcp_agent.core.validation import get_dependencies_groups, validate_workflow_references
 
 from mcp_agent.db.definitions.base import DefinitionStore
-from mcp_agent.db.definitions.in_memory import InMemoryDefinitionStore
 from mcp_agent.db.definitions.loader import captured_specs, register_definitions
-from mcp_agent.db.definitions.sql import SqlDefinitionStore
-from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings import edits
-from mcp_agent.db.settings.sql import SqlSettingsStore
+from tests.conformance.stores import Stores
 from tests.support.custom_agents import ShoutingAgent
-
-STORES = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", marks=pytest.mark.sqlite, id="sqlite"),
-    pytest.param("postgresql", marks=pytest.mark.postgresql, id="postgresql"),
-]
 
 
 class SubjectName(StrEnum):
@@ -249,26 +239,15 @@ async def assert_round_trip(store: DefinitionStore, assignment: Assignment) -> N
     assert registered[SubjectName.ORCHESTRATOR]["plan_type"] in ("full", "iterative")
 
 
-@pytest.fixture(params=STORES)
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
-async def store(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[DefinitionStore]:
-    servers = {server.value for server in ServerName}
-    if backend == "memory":
-        yield InMemoryDefinitionStore(known_servers=servers)
-        return
-    runtime = await DatabaseRuntime.open(request.getfixturevalue("database_url"))
-    for server in sorted(servers):
-        await SqlSettingsStore(runtime).update(
+async def store(stores: Stores) -> DefinitionStore:
+    for server in ServerName:
+        await stores.settings.update(
             lambda document, server=server: edits.add_server(
-                document, server, {"command": "python"}
+                document, server.value, {"command": "python"}
             )
         )
-    yield SqlDefinitionStore(runtime)
-    await runtime.close()
+    return stores.definitions
 
 
 async def test_enum_members_round_trip_by_value_through_the_store(store: DefinitionStore) -> None:
