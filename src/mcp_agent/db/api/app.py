@@ -25,7 +25,15 @@ API_PREFIX = "/v1"
 
 def _resource_routers() -> list[APIRouter]:
     """Every resource's router, in the order /docs lists them."""
-    from mcp_agent.db.api.routers import agents, models, providers, servers, settings
+    from mcp_agent.db.api.routers import (
+        agents,
+        executions,
+        models,
+        providers,
+        servers,
+        sessions,
+        settings,
+    )
 
     return [
         settings.router,
@@ -33,6 +41,8 @@ def _resource_routers() -> list[APIRouter]:
         models.router,
         servers.router,
         agents.router,
+        sessions.router,
+        executions.router,
     ]
 
 

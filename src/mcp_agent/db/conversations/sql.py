@@ -51,7 +51,6 @@ from mcp_agent.db.models import MessageRow, SessionRow
 from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
 
-
 #: How sessions are listed: by their last activity, or by when they were created.
 SessionOrder = Literal["updated", "created"]
 
