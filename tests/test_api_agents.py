@@ -117,64 +117,67 @@ async def test_unknown_agents_and_versions_are_404(api: ApiClient) -> None:
     assert_problem(await api.get("/v1/agents/export?name=critic&name=nosuch"), 404)
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "field"),
-    [
-        (
-            "POST",
-            "/v1/agents",
-            {"name": "x", "type": "chain", "sequence": ["nosuch"]},
-            "x.sequence[0]",
-        ),
-        ("POST", "/v1/agents", {"name": "x", "type": "chain", "sequence": [1]}, "sequence[0]"),
-        ("POST", "/v1/agents", {"name": "x", "type": "chain"}, "sequence"),
-        ("POST", "/v1/agents", {"name": "x", "type": "robot"}, None),
-        ("POST", "/v1/agents", {"name": "", "type": "agent"}, "name"),
-        ("POST", "/v1/agents", {"name": "x", "type": "agent", "colour": "red"}, "colour"),
-        ("POST", "/v1/agents", {"name": "x", "type": "agent", "model": "no-such-model"}, "x.model"),
-        ("POST", "/v1/agents", {"name": "x", "type": "agent", "servers": ["nosuch"]}, "x.servers"),
-        (
-            "POST",
-            "/v1/agents",
-            {"name": "x", "type": "agent", "instruction": "a\x00b"},
-            "instruction",
-        ),
-        (
-            "POST",
-            "/v1/agents",
-            {"name": "x", "type": "agent", "instruction": "\ud800"},
-            "instruction",
-        ),
-        (
-            "POST",
-            "/v1/agents",
-            {"name": "x", "type": "custom", "agent_class": "no.such.Class"},
-            None,
-        ),
-        ("PUT", "/v1/agents/critic", {**CRITIC, "name": "other"}, "name"),
-        ("PUT", "/v1/agents/critic", {**CRITIC, "model": "no-such-model"}, "critic.model"),
-        ("PUT", "/v1/agents/review", {**REVIEW, "sequence": ["review"]}, None),
-        ("POST", "/v1/agents/critic/rollback", {"version": 0}, "version"),
-        ("POST", "/v1/agents/critic/rollback", {}, "version"),
-        ("GET", "/v1/agents?type=robot", None, "type[0]"),
-        ("GET", "/v1/agents?kind=robots", None, "kind"),
-        ("GET", "/v1/agents/critic?version=0", None, "version"),
-        ("GET", "/v1/agents/export?format=xml", None, "format"),
-    ],
-)
+#: (method, path, JSON body, the field the problem must name: None for the body as a whole)
+BAD_REQUESTS: list[tuple[str, str, Any, str | None]] = [
+    (
+        "POST",
+        "/v1/agents",
+        {"name": "x", "type": "chain", "sequence": ["nosuch"]},
+        "x.sequence[0]",
+    ),
+    ("POST", "/v1/agents", {"name": "x", "type": "chain", "sequence": [1]}, "sequence[0]"),
+    ("POST", "/v1/agents", {"name": "x", "type": "chain"}, "sequence"),
+    ("POST", "/v1/agents", {"name": "x", "type": "robot"}, None),
+    ("POST", "/v1/agents", {"name": "", "type": "agent"}, "name"),
+    ("POST", "/v1/agents", {"name": "x", "type": "agent", "colour": "red"}, "colour"),
+    ("POST", "/v1/agents", {"name": "x", "type": "agent", "model": "no-such-model"}, "x.model"),
+    ("POST", "/v1/agents", {"name": "x", "type": "agent", "servers": ["nosuch"]}, "x.servers"),
+    (
+        "POST",
+        "/v1/agents",
+        {"name": "x", "type": "agent", "instruction": "a\x00b"},
+        "instruction",
+    ),
+    (
+        "POST",
+        "/v1/agents",
+        {"name": "x", "type": "agent", "instruction": "\ud800"},
+        "instruction",
+    ),
+    (
+        "POST",
+        "/v1/agents",
+        {"name": "x", "type": "custom", "agent_class": "no.such.Class"},
+        None,
+    ),
+    ("PUT", "/v1/agents/critic", {**CRITIC, "name": "other"}, "name"),
+    ("PUT", "/v1/agents/critic", {**CRITIC, "model": "no-such-model"}, "critic.model"),
+    ("PUT", "/v1/agents/review", {**REVIEW, "sequence": ["review"]}, None),
+    ("POST", "/v1/agents/critic/rollback", {"version": 0}, "version"),
+    ("POST", "/v1/agents/critic/rollback", {}, "version"),
+    ("GET", "/v1/agents?type=robot", None, "type[0]"),
+    ("GET", "/v1/agents?kind=robots", None, "kind"),
+    ("GET", "/v1/agents/critic?version=0", None, "version"),
+    ("GET", "/v1/agents/export?format=xml", None, "format"),
+]
+
+
 async def test_bad_input_is_a_problem_naming_the_field_and_changes_nothing(
-    api: ApiClient, method: str, path: str, body: Any, field: str | None
+    api: ApiClient,
 ) -> None:
     for spec in (WRITER, CRITIC, REVIEW):
         assert (await api.post("/v1/agents", json=spec)).status_code == 201
     before = await _definition_rows(api)
-    # json.dumps escapes what has no UTF-8 form (a lone surrogate) as JSON allows.
-    content = None if body is None else json.dumps(body)
-    response = await api.request(
-        method, path, content=content, headers={"Content-Type": "application/json"}
-    )
-    assert_problem(response, 422, *([field] if field else []))
-    assert await _definition_rows(api) == before
+    for method, path, body, field in BAD_REQUESTS:
+        # json.dumps escapes what has no UTF-8 form (a lone surrogate) as JSON allows.
+        content = None if body is None else json.dumps(body)
+        response = await api.request(
+            method, path, content=content, headers={"Content-Type": "application/json"}
+        )
+        case = f"{method} {path} {body!r}"
+        assert response.status_code == 422, f"{case}: {response.text}"
+        assert_problem(response, 422, *([field] if field else []))
+        assert await _definition_rows(api) == before, f"{case} changed something"
 
 
 async def test_a_dependency_cycle_is_named(api: ApiClient) -> None:
@@ -233,38 +236,38 @@ async def test_import_yaml_and_json_bundles_and_export_them_back(
     assert parse_yaml(cli_export.stdout, source="cli")["agents"] == bundle["agents"]
 
 
-@pytest.mark.parametrize(
-    ("content", "media_type", "field"),
-    [
-        (
-            BUNDLE_YAML.replace("[writer, critic]}", "[writer, nosuch]}", 1),
-            "application/yaml",
-            "review.sequence[1]",
-        ),
-        (
-            '{"agents": [{"name": "a", "type": "chain", "sequence": 3}]}',
-            "application/json",
-            "agents[0].sequence",
-        ),
-        ('{"agents": 3}', "application/json", "agents"),
-        ("{not json", "application/json", "body"),
-        ("agents: [", "application/yaml", None),
-        (
-            '{"agents": [{"name": "a\\u0000", "type": "agent"}]}',
-            "application/json",
-            "agents[0].name",
-        ),
-    ],
-)
-async def test_a_bad_bundle_stores_nothing(
-    api: ApiClient, content: str, media_type: str, field: str | None
-) -> None:
+#: (body, its media type, the field the problem must name)
+BAD_BUNDLES: list[tuple[str, str, str | None]] = [
+    (
+        BUNDLE_YAML.replace("[writer, critic]}", "[writer, nosuch]}", 1),
+        "application/yaml",
+        "review.sequence[1]",
+    ),
+    (
+        '{"agents": [{"name": "a", "type": "chain", "sequence": 3}]}',
+        "application/json",
+        "agents[0].sequence",
+    ),
+    ('{"agents": 3}', "application/json", "agents"),
+    ("{not json", "application/json", "body"),
+    ("agents: [", "application/yaml", None),
+    (
+        '{"agents": [{"name": "a\\u0000", "type": "agent"}]}',
+        "application/json",
+        "agents[0].name",
+    ),
+]
+
+
+async def test_a_bad_bundle_stores_nothing(api: ApiClient) -> None:
     before = await _definition_rows(api)
-    response = await api.post(
-        "/v1/agents/import", content=content, headers={"Content-Type": media_type}
-    )
-    assert_problem(response, 422, *([field] if field else []))
-    assert await _definition_rows(api) == before
+    for content, media_type, field in BAD_BUNDLES:
+        response = await api.post(
+            "/v1/agents/import", content=content, headers={"Content-Type": media_type}
+        )
+        assert response.status_code == 422, f"{content!r}: {response.text}"
+        assert_problem(response, 422, *([field] if field else []))
+        assert await _definition_rows(api) == before, f"{content!r} changed something"
 
 
 async def test_list_filters_and_pages(api: ApiClient) -> None:

@@ -108,49 +108,54 @@ async def test_dotted_keys_get_set_unset(api: ApiClient) -> None:
     assert_problem(await api.delete("/v1/settings/keys/logger.level"), 404)
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "field"),
-    [
-        ("PUT", "/v1/settings/keys/logger.level", {"value": "loud"}, "logger.level"),
-        ("PUT", "/v1/settings/keys/no_such_setting", {"value": 1}, "no_such_setting"),
-        ("PUT", "/v1/settings/keys/openai.api_key", {"value": "sk-literal-1234"}, "openai.api_key"),
-        ("PUT", "/v1/settings/keys/default_model", {"value": "no-such-model"}, "default_model"),
-        ("PUT", "/v1/settings/keys/default_model", {}, "value"),
-        ("PUT", "/v1/settings/keys/default_model", {"value": "a\x00b"}, "value"),
-        ("PUT", "/v1/settings", {"anthropic": {"api_key": "sk-ant-literal"}}, "anthropic.api_key"),
-        ("PUT", "/v1/settings", {"logger": {"level": "loud"}}, "logger.level"),
-        ("PUT", "/v1/settings", {"nonsense": 1}, "nonsense"),
-        ("PUT", "/v1/settings", [1, 2], None),
-        ("PUT", "/v1/providers/openai", {"api_key": "sk-literal"}, "openai.api_key"),
-        ("PUT", "/v1/providers/nosuch", {}, "name"),
-        ("PUT", "/v1/providers/openai", {"apikey": "env:X"}, "apikey"),
-        ("PUT", "/v1/servers/s", {"transport": "carrier-pigeon"}, "mcp.servers.s.transport"),
-        (
-            "PUT",
-            "/v1/servers/s",
-            {"command": "x", "env": {"API_KEY": "plain-secret-987"}},
-            "mcp.servers.s.env.API_KEY",
-        ),
-        ("PUT", "/v1/servers/s", {"command": "x", "colour": "red"}, "colour"),
-        ("PUT", "/v1/servers/s", {"name": "other", "command": "x"}, "name"),
-        ("PUT", "/v1/models/openai/m", {"input_price_per_mtok": -1}, "input_price_per_mtok"),
-        ("PUT", "/v1/models/openai/m", {"input_price_per_mtok": "1e20"}, "input_price_per_mtok"),
-        ("PUT", "/v1/models/openai/m", {"context_window": 0}, "context_window"),
-        ("PUT", "/v1/models/nosuch/m", {"input_price_per_mtok": 1}, "provider"),
-    ],
-)
+#: (method, path, JSON body, the field the problem must name: None for the body as a whole)
+BAD_REQUESTS: list[tuple[str, str, Any, str | None]] = [
+    ("PUT", "/v1/settings/keys/logger.level", {"value": "loud"}, "logger.level"),
+    ("PUT", "/v1/settings/keys/no_such_setting", {"value": 1}, "no_such_setting"),
+    ("PUT", "/v1/settings/keys/openai.api_key", {"value": "sk-literal-1234"}, "openai.api_key"),
+    ("PUT", "/v1/settings/keys/default_model", {"value": "no-such-model"}, "default_model"),
+    ("PUT", "/v1/settings/keys/default_model", {}, "value"),
+    ("PUT", "/v1/settings/keys/default_model", {"value": "a\x00b"}, "value"),
+    ("PUT", "/v1/settings", {"anthropic": {"api_key": "sk-ant-literal"}}, "anthropic.api_key"),
+    ("PUT", "/v1/settings", {"logger": {"level": "loud"}}, "logger.level"),
+    ("PUT", "/v1/settings", {"nonsense": 1}, "nonsense"),
+    ("PUT", "/v1/settings", [1, 2], None),
+    ("PUT", "/v1/providers/openai", {"api_key": "sk-literal"}, "openai.api_key"),
+    ("PUT", "/v1/providers/nosuch", {}, "name"),
+    ("PUT", "/v1/providers/openai", {"apikey": "env:X"}, "apikey"),
+    ("PUT", "/v1/servers/s", {"transport": "carrier-pigeon"}, "mcp.servers.s.transport"),
+    (
+        "PUT",
+        "/v1/servers/s",
+        {"command": "x", "env": {"API_KEY": "plain-secret-987"}},
+        "mcp.servers.s.env.API_KEY",
+    ),
+    ("PUT", "/v1/servers/s", {"command": "x", "colour": "red"}, "colour"),
+    ("PUT", "/v1/servers/s", {"name": "other", "command": "x"}, "name"),
+    ("PUT", "/v1/models/openai/m", {"input_price_per_mtok": -1}, "input_price_per_mtok"),
+    ("PUT", "/v1/models/openai/m", {"input_price_per_mtok": "1e20"}, "input_price_per_mtok"),
+    ("PUT", "/v1/models/openai/m", {"context_window": 0}, "context_window"),
+    ("PUT", "/v1/models/nosuch/m", {"input_price_per_mtok": 1}, "provider"),
+]
+
+
 async def test_bad_input_is_a_problem_naming_the_field_and_changes_nothing(
-    api: ApiClient, method: str, path: str, body: Any, field: str | None
+    api: ApiClient,
 ) -> None:
+    # One database for every case (a fresh one each would cost more than the cases): each
+    # refused request must leave every settings table exactly as it was.
     await api.put("/v1/settings", json=CONFIG)
     before = await _stored_rows(api)
-    response = await api.request(method, path, json=body)
-    problem = assert_problem(response, 422, *([field] if field else []))
-    assert "Nothing was changed" in problem["detail"]
-    for literal in ("sk-literal-1234", "sk-ant-literal", "sk-literal", "plain-secret-987"):
-        if literal in str(body):
-            assert literal not in response.text, "a refused secret was echoed"
-    assert await _stored_rows(api) == before
+    for method, path, body, field in BAD_REQUESTS:
+        response = await api.request(method, path, json=body)
+        case = f"{method} {path} {body!r}"
+        assert response.status_code == 422, f"{case}: {response.text}"
+        problem = assert_problem(response, 422, *([field] if field else []))
+        assert "Nothing was changed" in problem["detail"], case
+        for literal in ("sk-literal-1234", "sk-ant-literal", "sk-literal", "plain-secret-987"):
+            if literal in str(body):
+                assert literal not in response.text, f"{case}: a refused secret was echoed"
+        assert await _stored_rows(api) == before, f"{case} changed something"
 
 
 async def test_a_page_of_history_follows_from_the_last(api: ApiClient) -> None:

@@ -99,32 +99,34 @@ async def test_openapi_is_3_1_with_docs_and_bearer_security(api: ApiClient) -> N
 # Authentication
 
 
-@pytest.mark.parametrize(
-    "authorization",
-    [
-        None,
-        "",
-        "Basic dXNlcjpwYXNz",
-        "Bearer",
-        "Bearer not-a-token",
-        "Bearer fadb_000000000000_nosuchsecret",
-    ],
-    ids=["none", "empty", "basic", "no-value", "malformed", "unknown"],
-)
+#: Authorization headers that must not get in (None: no header at all).
+REFUSED_AUTHORIZATIONS = [
+    None,
+    "",
+    "Basic dXNlcjpwYXNz",
+    "Bearer",
+    "Bearer not-a-token",
+    "Bearer fadb_000000000000_nosuchsecret",
+]
+
+
 async def test_requests_without_a_valid_token_are_401_problems_and_change_nothing(
-    api: ApiClient, authorization: str | None
+    api: ApiClient,
 ) -> None:
-    headers = {"Authorization": authorization} if authorization is not None else {}
-    anonymous = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=api.app), base_url=str(api.base_url), headers=headers
-    )
-    async with anonymous:
-        read = await anonymous.get("/v1/settings")
-        write = await anonymous.put("/v1/settings/keys/logger.level", json={"value": "debug"})
-    for response in (read, write):
-        problem = assert_problem(response, 401)
-        assert response.headers["www-authenticate"].startswith("Bearer")
-        assert "tokens create" in problem["detail"] or "not valid" in problem["detail"]
+    for authorization in REFUSED_AUTHORIZATIONS:
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        anonymous = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api.app),
+            base_url=str(api.base_url),
+            headers=headers,
+        )
+        async with anonymous:
+            read = await anonymous.get("/v1/settings")
+            write = await anonymous.put("/v1/settings/keys/logger.level", json={"value": "debug"})
+        for response in (read, write):
+            problem = assert_problem(response, 401)
+            assert response.headers["www-authenticate"].startswith("Bearer"), authorization
+            assert "tokens create" in problem["detail"] or "not valid" in problem["detail"]
     assert await _config_change_count(api) == 0
     assert (await api.get("/v1/settings")).json() == {}
 
