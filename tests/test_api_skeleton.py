@@ -89,6 +89,22 @@ async def test_openapi_is_3_1_with_docs_and_bearer_security(api: ApiClient) -> N
         "/v1/agents/export",
     ):
         assert path in paths, sorted(paths)
+    # Every $ref resolves (a client generator stops at the first that does not).
+    schemas = document["components"]["schemas"]
+
+    def references(node: object) -> list[str]:
+        if isinstance(node, dict):
+            return [
+                found
+                for key, value in node.items()
+                for found in ([value] if key == "$ref" else references(value))
+            ]
+        if isinstance(node, list):
+            return [found for value in node for found in references(value)]
+        return []
+
+    dangling = [ref for ref in references(document) if ref.rpartition("/")[2] not in schemas]
+    assert dangling == []
     problem_content = paths["/v1/agents"]["get"]["responses"]["401"]["content"]
     assert "application/problem+json" in problem_content
     docs = await api.get("/docs", headers={"Authorization": ""})
