@@ -50,9 +50,7 @@ def write_pool_size() -> int:
     except ValueError:
         size = 0
     if size < 1:
-        raise InputError(
-            WRITE_POOL_SIZE_ENV, f"{raw!r} is not a number of connections (1 or more)"
-        )
+        raise InputError(WRITE_POOL_SIZE_ENV, f"{raw!r} is not a number of connections (1 or more)")
     return size
 
 
