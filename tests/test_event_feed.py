@@ -159,7 +159,9 @@ async def test_a_follower_resuming_from_the_last_id_it_saw_misses_and_repeats_no
     """Three processes write batches of 7, 11 and 13 at once, so their transactions interleave.
     The follower stops every 37 events, as a client that disconnects would, and resumes from
     the last id it saw; every other time on a new feed, as a client reconnecting to another
-    server would. Nothing may be missing, twice, or out of id order."""
+    server would, and every other new feed keeps only 16 events in memory, so the follower
+    keeps falling behind them and reading on its own. Nothing may be missing, twice, or out
+    of id order."""
     per_writer, stretch = 600, 37
     writers = [
         await start_writer(database_url, tmp_path / "spill", f"w{index}", per_writer, batch)
@@ -178,7 +180,8 @@ async def test_a_follower_resuming_from_the_last_id_it_saw_misses_and_repeats_no
                 resumes += 1
                 if resumes % 2 == 0:
                     await feed.close()
-                    feed = EventFeed(runtime, poll_interval=POLL_S)
+                    small = {"page_size": 8, "recent_capacity": 16} if resumes % 4 else {}
+                    feed = EventFeed(runtime, poll_interval=POLL_S, **small)
             for writer in writers:
                 await finished(writer)
     finally:
@@ -196,8 +199,10 @@ async def test_a_follower_resuming_from_the_last_id_it_saw_misses_and_repeats_no
 
 async def test_filters_select_exactly_the_matching_events(runtime: DatabaseRuntime) -> None:
     """Several followers with different filters share one feed; half the events are there
-    before they start, half come after. Pages of 4 make each read several pages. The last
-    event matches every filter, so each follower shows it got nothing more than its share."""
+    before they start, half come after: they read the first half on their own (filters in
+    SQL), the rest from the events the feed reads once for all (filters in Python). Pages of 4
+    make each read several pages. The last event matches every filter, so each follower shows
+    it got nothing more than its share."""
     levels = ("debug", "info", "warning", "error", "progress")
     written = [
         record(

@@ -23,9 +23,21 @@ which a client cannot hand back in `Last-Event-ID`. The lock costs an ordering o
 between processes, which write off the turns' path in batches of up to 2,000 rows, and PostgreSQL
 already serialises the commits of transactions that NOTIFY.
 
-Each read takes the watermark first (`max(event_id)`), then the matching rows in
-(cursor, watermark], and moves the cursor to the watermark even when nothing matched, so a
-filtered follower never reads the same rows twice. Rows come in pages of `page_size`.
+Each read takes the watermark first (`max(event_id)`), then the rows in (cursor, watermark],
+and moves the cursor to the watermark even when nothing matched, so a filtered follower never
+reads the same rows twice. Rows come in pages of `page_size`.
+
+Reading once for every follower
+-------------------------------
+Followers that are caught up share one read per wake-up: it brings every new event, unfiltered,
+into a window of the newest `recent_capacity` events kept in memory, and each follower takes
+from there what matches its filters (the same filters as `fast-agent-db logs`, applied in
+Python). So the database answers one query per burst of commits however many followers wait,
+where a query per follower made ten of them several times slower (benchmarks/feed_latency.py).
+A follower further behind than the window (one resuming from an older id, or one too slow for
+the rate of events) reads on its own with its filters in SQL, page after page, until it is
+caught up. A follower waits only on a read begun after it cleared its flag (reads are numbered),
+so a read already under way when it was woken does not count for it.
 
 Only rows written through `SqlEventSink` (every event writer and spill replay of this package)
 follow the protocol; a program inserting into fa_events by other means would void the guarantee
@@ -39,8 +51,9 @@ PostgreSQL: no polling. Every batch sends `NOTIFY fa_events` in its own transact
 notification arrives on commit, from any process writing through our sink. The feed holds one
 dedicated psycopg connection in autocommit that LISTENs (application_name
 LISTENER_APPLICATION_NAME) and sets each follower's wake-up flag on a notification; followers
-then re-read through the runtime's engine in a short session each. A follower clears its flag
-before it reads, so a burst of notifications during a read costs one more read, not one each.
+then read (as above) through the runtime's engine, in a short session each read. A follower
+clears its flag before it reads, so a burst of notifications during a read costs one more
+read, not one each.
 When the listening connection is lost, the feed reconnects (at once, then every
 `retry_interval` while the database refuses), LISTENs again and wakes every follower, which
 re-reads from its last delivered id: what was committed meanwhile is found then.
@@ -49,7 +62,7 @@ SQLite: no notifications exist, so one task per feed reads `max(event_id)` every
 `poll_interval` seconds (DEFAULT_POLL_INTERVAL_S) and wakes the followers when it changed.
 
 The listener or poller runs only while somebody follows: it starts with the first follower and
-stops when the last one leaves.
+stops when the last one leaves (the window of kept events is dropped then).
 """
 
 from __future__ import annotations
@@ -57,6 +70,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -66,7 +80,12 @@ from sqlalchemy import ColumnElement, func, select
 
 from mcp_agent.db.events.base import EventRecord
 from mcp_agent.db.events.failures import describe_failure, is_connectivity_failure
-from mcp_agent.db.events.queries import LEVELS, event_conditions, stored_record
+from mcp_agent.db.events.queries import (
+    LEVELS,
+    allowed_levels,
+    event_conditions,
+    stored_record,
+)
 from mcp_agent.db.events.sql import EVENTS_CHANNEL
 from mcp_agent.db.models import EventRow
 from mcp_agent.db.runtime import DatabaseRuntime
@@ -74,6 +93,7 @@ from mcp_agent.db.runtime import DatabaseRuntime
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_POLL_INTERVAL_S",
+    "DEFAULT_RECENT_CAPACITY",
     "DEFAULT_RETRY_INTERVAL_S",
     "LISTENER_APPLICATION_NAME",
     "EventFeed",
@@ -84,6 +104,8 @@ __all__ = [
 DEFAULT_POLL_INTERVAL_S = 0.2
 #: Events read per query; a follower further behind reads page after page.
 DEFAULT_PAGE_SIZE = 500
+#: The newest events the feed keeps for its followers: one read serves all that are caught up.
+DEFAULT_RECENT_CAPACITY = 2_000
 #: While the database cannot be reached: how long before the next try (seconds).
 DEFAULT_RETRY_INTERVAL_S = 1.0
 #: How the listening connection names itself in pg_stat_activity.
@@ -122,23 +144,38 @@ class EventFeed:
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         page_size: int = DEFAULT_PAGE_SIZE,
+        recent_capacity: int = DEFAULT_RECENT_CAPACITY,
         retry_interval: float = DEFAULT_RETRY_INTERVAL_S,
     ) -> None:
-        if poll_interval <= 0 or retry_interval <= 0 or page_size < 1:
+        if poll_interval <= 0 or retry_interval <= 0 or not 1 <= page_size <= recent_capacity:
             raise ValueError(
-                "poll_interval and retry_interval must be positive and page_size at least 1, "
-                f"got {poll_interval}, {retry_interval}, {page_size}"
+                "poll_interval and retry_interval must be positive, and page_size from 1 to "
+                f"recent_capacity; got {poll_interval}, {retry_interval}, {page_size}, "
+                f"{recent_capacity}"
             )
         self._runtime = runtime
         self._poll_interval = poll_interval
         self._page_size = page_size
+        self._recent_capacity = recent_capacity
         self._retry_interval = retry_interval
+        #: The newest events, read once for every follower caught up with them: each event
+        #: with an id in (_recent_floor, _recent_top] is here, in id order. Floor None: none
+        #: read yet (the first shared read starts it at the newest id).
+        self._recent: deque[StoredEvent] = deque()
+        self._recent_floor: int | None = None
+        self._recent_top = 0
+        #: Whether the last shared read reached its watermark (it stops at recent_capacity).
+        self._recent_complete = True
+        self._shared_read: asyncio.Future[None] | None = None
+        #: Shared reads numbered as they start; the highest number completed.
+        self._shared_reads_started = 0
+        self._shared_reads_done = 0
         #: Each follower's wake-up flag, set when there may be something new to read.
         self._wake_flags: set[asyncio.Event] = set()
         #: The listener (PostgreSQL) or poller (SQLite), while somebody follows.
         self._watcher: asyncio.Task[None] | None = None
-        #: Watchers cancelled when their last follower left, not yet finished.
-        self._stopping: set[asyncio.Task[None]] = set()
+        #: Watchers and shared reads cancelled, not yet finished.
+        self._stopping: set[asyncio.Future[None]] = set()
         self._listener_connect_kwargs: dict[str, Any] | None = None
         self._closed = False
 
@@ -188,6 +225,7 @@ class EventFeed:
         conditions = event_conditions(
             session_id=session_id, agent_name=agent_name, min_level=min_level
         )
+        matches = _matcher(session_id=session_id, agent_name=agent_name, min_level=min_level)
         wake = asyncio.Event()
         self._join(wake)
         try:
@@ -197,14 +235,25 @@ class EventFeed:
             while not self._closed:
                 # Cleared before reading: a commit the read misses sets it again.
                 wake.clear()
-                events, cursor = await self._until_answered(
-                    wake, partial(self._read_after, cursor, conditions)
-                )
+                if self._recent_floor is None or self._recent_floor <= cursor:
+                    # Caught up: one read, started after the flag was cleared, for everyone.
+                    await self._until_answered(
+                        wake, partial(self._share_read, self._shared_reads_started + 1)
+                    )
+                    if self._closed:
+                        break
+                if self._recent_floor is not None and self._recent_floor <= cursor:
+                    events, cursor = self._take_recent(cursor, matches)
+                    more = not self._recent_complete
+                else:
+                    # Behind the events kept (resuming from an older id): reads of its own.
+                    events, cursor = await self._until_answered(
+                        wake, partial(self._read_after, cursor, conditions)
+                    )
+                    more = len(events) == self._page_size
                 for event in events:
                     yield event
-                if len(events) == self._page_size:
-                    continue  # a full page: there may be more already
-                if not self._closed:
+                if not more and not self._closed:
                     await wake.wait()
         finally:
             self._leave(wake)
@@ -213,10 +262,7 @@ class EventFeed:
         """End every follower and stop listening or polling."""
         self._closed = True
         self._wake_all()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            self._stopping.add(self._watcher)
-            self._watcher = None
+        self._stop_watching()
         stopping, self._stopping = self._stopping, set()
         if stopping:
             await asyncio.wait(stopping)
@@ -240,6 +286,79 @@ class EventFeed:
         if len(events) == self._page_size:
             return events, events[-1].event_id
         return events, watermark
+
+    async def _share_read(self, ticket: int) -> None:
+        """Return once the shared read numbered `ticket`, or a later one, has completed.
+
+        A follower asks for the number after the last one started when it clears its flag, so
+        it waits for a read begun after that, joining whichever is under way if that one is.
+        """
+        while self._shared_reads_done < ticket:
+            if self._shared_read is None or self._shared_read.done():
+                self._shared_reads_started += 1
+                self._shared_read = asyncio.ensure_future(
+                    self._read_recent(self._shared_reads_started)
+                )
+                # Its waiters take its failure; this keeps asyncio quiet if none is left.
+                self._shared_read.add_done_callback(_retrieve_failure)
+            shared = self._shared_read
+            try:
+                # Shielded: a follower that leaves does not cut the read short for the others.
+                await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not shared.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                return  # the read was stopped (the feed is closing), not this follower
+
+    async def _read_recent(self, number: int) -> None:
+        """Shared read `number`: every event above `_recent_top` up to the watermark (or up to
+        recent_capacity of them), unfiltered, into `_recent`."""
+        async with self._runtime.sessions() as session:
+            watermark = await session.scalar(select(func.max(EventRow.event_id))) or 0
+            complete = True
+            if self._recent_floor is None:
+                self._recent_floor = self._recent_top = watermark
+            read = 0
+            while self._recent_top < watermark:
+                rows = list(
+                    await session.scalars(
+                        select(EventRow)
+                        .where(EventRow.event_id > self._recent_top, EventRow.event_id <= watermark)
+                        .order_by(EventRow.event_id)
+                        .limit(self._page_size)
+                    )
+                )
+                for row in rows:
+                    self._remember(StoredEvent(row.event_id, stored_record(row)))
+                read += len(rows)
+                if len(rows) < self._page_size:
+                    self._recent_top = watermark
+                elif read >= self._recent_capacity:
+                    self._recent_top = rows[-1].event_id
+                    complete = False
+                    break
+                else:
+                    self._recent_top = rows[-1].event_id
+        self._recent_complete = complete
+        self._shared_reads_done = max(self._shared_reads_done, number)
+
+    def _remember(self, event: StoredEvent) -> None:
+        self._recent.append(event)
+        if len(self._recent) > self._recent_capacity:
+            self._recent_floor = self._recent.popleft().event_id
+
+    def _take_recent(
+        self, cursor: int, matches: Callable[[EventRecord], bool]
+    ) -> tuple[list[StoredEvent], int]:
+        """The kept events after `cursor` that match, and the cursor to read on from."""
+        newer: list[StoredEvent] = []
+        for event in reversed(self._recent):
+            if event.event_id <= cursor:
+                break
+            newer.append(event)
+        newer.reverse()
+        return [event for event in newer if matches(event.record)], max(cursor, self._recent_top)
 
     async def _until_answered(
         self, wake: asyncio.Event, read: Callable[[], Awaitable[_Result]]
@@ -268,11 +387,22 @@ class EventFeed:
 
     def _leave(self, wake: asyncio.Event) -> None:
         self._wake_flags.discard(wake)
-        if not self._wake_flags and self._watcher is not None:
-            self._watcher.cancel()
-            self._stopping.add(self._watcher)
-            self._watcher.add_done_callback(self._stopping.discard)
-            self._watcher = None
+        if not self._wake_flags:
+            self._stop_watching()
+
+    def _stop_watching(self) -> None:
+        """Stop the listener or poller, and forget the kept events: with nobody following
+        they would go stale, and the next follower starts them afresh at the newest id."""
+        for task in (self._watcher, self._shared_read):
+            if task is not None and not task.done():
+                task.cancel()
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
+        self._watcher = self._shared_read = None
+        self._recent.clear()
+        self._recent_floor = None
+        self._recent_top = 0
+        self._recent_complete = True
 
     def _wake_all(self) -> None:
         for wake in self._wake_flags:
@@ -342,6 +472,27 @@ class EventFeed:
                     seen = newest
                     self._wake_all()
             await asyncio.sleep(self._poll_interval)
+
+
+def _matcher(
+    *, session_id: str | None, agent_name: str | None, min_level: str | None
+) -> Callable[[EventRecord], bool]:
+    """The filters of `event_conditions`, for events read once for every follower."""
+    levels = frozenset(allowed_levels(min_level)) if min_level is not None else None
+
+    def matches(record: EventRecord) -> bool:
+        return (
+            (session_id is None or record.session_id == session_id)
+            and (agent_name is None or record.agent_name == agent_name)
+            and (levels is None or record.level in levels)
+        )
+
+    return matches
+
+
+def _retrieve_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _report(message: str) -> None:

@@ -13,6 +13,16 @@ from mcp_agent.db.runtime import DatabaseRuntime
 LEVELS = ("debug", "info", "warning", "error")
 
 
+def allowed_levels(min_level: str) -> list[str]:
+    """The levels at or above `min_level`; progress events rank as debug, as upstream's
+    filters do.
+
+    Raises:
+        ValueError: `min_level` is not one of LEVELS.
+    """
+    return list(LEVELS[LEVELS.index(min_level) :]) + (["progress"] if min_level == "debug" else [])
+
+
 def event_conditions(
     *,
     session_id: str | None = None,
@@ -31,11 +41,7 @@ def event_conditions(
     if agent_name is not None:
         conditions.append(EventRow.agent_name == agent_name)
     if min_level is not None:
-        # progress events rank as debug, as upstream's filters do.
-        allowed = list(LEVELS[LEVELS.index(min_level) :]) + (
-            ["progress"] if min_level == "debug" else []
-        )
-        conditions.append(EventRow.level.in_(allowed))
+        conditions.append(EventRow.level.in_(allowed_levels(min_level)))
     if since is not None:
         conditions.append(EventRow.occurred_at >= since)
     return conditions
@@ -83,4 +89,29 @@ async def read_events(
         rows = list(await session.scalars(query))
     if after_event_id is None:
         rows.reverse()
+    return [(row.event_id, stored_record(row)) for row in rows]
+
+
+async def read_events_before(
+    runtime: DatabaseRuntime,
+    *,
+    before_event_id: int | None = None,
+    limit: int,
+    session_id: str | None = None,
+    agent_name: str | None = None,
+    min_level: str | None = None,
+    since: datetime | None = None,
+) -> list[tuple[int, EventRecord]]:
+    """Events matching the filters, newest first, with ids below `before_event_id` (from the
+    newest when None), at most `limit`: the log read backwards a page at a time."""
+    query = select(EventRow).where(
+        *event_conditions(
+            session_id=session_id, agent_name=agent_name, min_level=min_level, since=since
+        )
+    )
+    if before_event_id is not None:
+        query = query.where(EventRow.event_id < before_event_id)
+    query = query.order_by(EventRow.event_id.desc()).limit(limit)
+    async with runtime.sessions() as session:
+        rows = list(await session.scalars(query))
     return [(row.event_id, stored_record(row)) for row in rows]
