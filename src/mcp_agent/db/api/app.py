@@ -27,9 +27,11 @@ def _resource_routers() -> list[APIRouter]:
     """Every resource's router, in the order /docs lists them."""
     from mcp_agent.db.api.routers import (
         agents,
+        events,
         executions,
         models,
         providers,
+        runs,
         servers,
         sessions,
         settings,
@@ -42,7 +44,9 @@ def _resource_routers() -> list[APIRouter]:
         servers.router,
         agents.router,
         sessions.router,
+        runs.router,
         executions.router,
+        events.router,
     ]
 
 

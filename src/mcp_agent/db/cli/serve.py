@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -44,7 +44,8 @@ def serve(
     ] = "info",
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Serve the REST API: settings, providers, models, MCP servers, agents and workflows.
+    """Serve the REST API: settings, providers, models, MCP servers, agents and workflows,
+    sessions and runs, executions, usage and the event log.
 
     Every route but /healthz and /readyz needs `Authorization: Bearer <token>`; OpenAPI at
     /openapi.json, interactive docs at /docs.
@@ -52,6 +53,7 @@ def serve(
     import uvicorn
 
     from mcp_agent.db.api import create_app
+    from mcp_agent.db.api.event_streams import stop_streams
 
     raw_url = resolve_database_url(database_url)
     has_tokens = run_async(_has_active_tokens(raw_url))
@@ -70,4 +72,13 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
-    uvicorn.run(create_app(raw_url), host=host, port=port, log_level=log_level.lower())
+    app = create_app(raw_url)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Live event streams never end by themselves, and uvicorn waits for every open
+            # response before it stops: they end first (runs in progress still finish).
+            stop_streams(app)
+            await super().shutdown(sockets)
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level=log_level.lower())).run()
