@@ -193,6 +193,37 @@ async def test_messages_come_in_pages_with_both_histories(api: ApiClient) -> Non
     }
 
 
+async def test_messages_come_back_exactly_as_they_were_stored(api: ApiClient) -> None:
+    """Characters the database cannot hold as they are (stored escaped) come back as sent,
+    in both histories, and SDK objects come back as their JSON."""
+    from openai.types.chat import ChatCompletionMessage
+
+    odd = "NUL \x00, lone surrogate \ud800, private use \ue000u0041, emoji \U0001f600"
+    store = SqlConversationStore(api.runtime)
+    await store.ensure_session("odd")
+    await store.append(
+        "odd",
+        "assistant",
+        [
+            NewMessage(
+                content=Prompt.assistant(odd),
+                provider_messages=[
+                    ChatCompletionMessage(role="assistant", content=odd),
+                    {"role": "assistant", "content": odd, odd: [odd]},
+                ],
+            )
+        ],
+    )
+    (message,) = (await api.get("/v1/sessions/odd/messages")).json()["items"]
+    assert message["content"]["content"][0]["text"] == odd
+    sdk_object, plain = message["provider_messages"]
+    assert sdk_object["content"] == odd and sdk_object["role"] == "assistant"
+    assert plain == {"role": "assistant", "content": odd, odd: [odd]}
+    # Read back through the library, the same messages.
+    (stored,) = await store.load("odd", "assistant")
+    assert stored.content.first_text() == odd
+
+
 async def test_a_branch_pages_its_inherited_messages_first(api: ApiClient) -> None:
     await _seed(api, "talk")
     store = SqlConversationStore(api.runtime)

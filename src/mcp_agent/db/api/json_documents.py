@@ -9,7 +9,7 @@ and hand them to pydantic-core, which serialises models, dataclasses and datetim
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pydantic_core
@@ -32,3 +32,17 @@ def json_response(
         media_type="application/json",
         headers=dict(headers or {}),
     )
+
+
+def page_response(items_json: Sequence[bytes], next_cursor: str | None) -> Response:
+    """A Page (`{"items": [...], "next_cursor": ...}`) of items already written as JSON."""
+    body = b"".join(
+        (
+            b'{"items":[',
+            b",".join(items_json),
+            b'],"next_cursor":',
+            json_bytes(next_cursor),
+            b"}",
+        )
+    )
+    return Response(content=body, media_type="application/json")

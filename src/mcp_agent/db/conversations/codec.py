@@ -326,3 +326,50 @@ def _rebuild(tag: str, data: Any) -> Any:
     for part in qualname.split("."):
         target = getattr(target, part)
     return target.model_validate(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored JSON as clients read it (the REST API serves messages without rebuilding objects)
+
+
+def _untagged(value: Any) -> Any:
+    """`value` with each tagged SDK object replaced by its JSON (what `decode_provider` would
+    rebuild the class from)."""
+    if isinstance(value, dict):
+        tag = value.get(_TYPE_KEY)
+        if isinstance(tag, str) and set(value) == {_TYPE_KEY, _VALUE_KEY}:
+            return _untagged(value[_VALUE_KEY])
+        return {key: _untagged(entry) for key, entry in value.items()}
+    if isinstance(value, list):
+        return [_untagged(entry) for entry in value]
+    return value
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return pydantic_core.to_json(value).decode()
+    except ValueError:  # a lone surrogate has no UTF-8 form: written as a \u escape
+        return json.dumps(value)
+
+
+def served_multipart_json(text: str) -> str:
+    """The stored JSON text of a multipart message as a client reads it: the text itself, or,
+    when it holds escaped characters (`escape_unstorable`), the same JSON with them restored."""
+    if not _may_hold_escape(text):
+        return text
+    return _json_text(unescape_unstorable(_parsed(text)))
+
+
+def served_provider_json(text: str | None) -> str:
+    """The stored JSON text of a message's provider-native items as a client reads it: the
+    provider's own JSON, SDK objects as their JSON (without the class tag stored to rebuild
+    them) and escaped characters restored; "null" when there are none."""
+    if text is None:
+        return "null"
+    holds_escape = _may_hold_escape(text)
+    if not holds_escape and _TYPE_KEY not in text:
+        return text
+    data = _parsed(text)
+    if holds_escape:
+        data = unescape_unstorable(data)
+    return _json_text(_untagged(data))

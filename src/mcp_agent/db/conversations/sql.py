@@ -45,6 +45,8 @@ from mcp_agent.db.conversations.codec import (
     encode_multipart,
     encode_provider,
     escape_nul,
+    served_multipart_json,
+    served_provider_json,
 )
 from mcp_agent.db.errors import SessionError  # noqa: F401 - defined in errors, imported from here too
 from mcp_agent.db.models import MessageRow, SessionRow
@@ -53,6 +55,25 @@ from mcp_agent.db.runtime import DatabaseRuntime
 
 #: How sessions are listed: by their last activity, or by when they were created.
 SessionOrder = Literal["updated", "created"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredMessageJson:
+    """A stored message with its two histories as JSON text, as a client reads them
+    (`SqlConversationStore.load_page_json`): no upstream object is built."""
+
+    message_id: int
+    session_id: str
+    agent_name: str
+    sequence: int
+    role: str
+    #: Upstream's PromptMessageMultipart as JSON (fields that are None left out).
+    content_json: str
+    #: The provider-native items as the provider's JSON; "null" when the model keeps none.
+    provider_messages_json: str
+    provider: str | None
+    model: str | None
+    created_at: datetime
 
 
 def make_session_id() -> str:
@@ -316,6 +337,45 @@ def _own_history(dialect: str) -> Select[Any]:
     )
 
 
+@cache
+def _own_page_json(dialect: str) -> Select[Any]:
+    """As `_own_history`, for `load_page_json`: the provider item lists joined with
+    RECORD_SEPARATOR as the contents are (each message's stored JSON text, which a client is
+    served as it is), and the roles joined with commas (a check constraint keeps them to
+    `user` and `assistant`). Parameters session_id, agent_name, after, limit."""
+
+    def joined(value: Any, separator: str) -> Any:
+        if dialect == "postgresql":
+            return func.string_agg(value, separator)
+        return func.group_concat(value, separator)
+
+    session_id = bindparam("session_id")
+    rows = (
+        select(*_history_rows(dialect, session_ids=False), MessageRow.role.label("roles"))
+        .where(
+            MessageRow.session_id == session_id,
+            MessageRow.agent_name == bindparam("agent_name"),
+            MessageRow.sequence > bindparam("after"),
+        )
+        .order_by(MessageRow.sequence)
+        .limit(bindparam("limit"))
+        .subquery()
+    )
+    documents = [
+        type_coerce(joined(rows.c.contents, RECORD_SEPARATOR), Text).label("contents"),
+        type_coerce(joined(rows.c.providers, RECORD_SEPARATOR), Text).label("providers"),
+        type_coerce(joined(rows.c.roles, ","), Text).label("roles"),
+        *(
+            type_coerce("[" + joined(rows.c[name], ",") + "]", Text).label(name)
+            for name in ("message_ids", "sequences", "provider_names", "models", "created")
+        ),
+    ]
+    session = select(SessionRow.parent_session_id).where(SessionRow.session_id == session_id)
+    return select(*documents).add_columns(
+        session.exists().label("found"), session.scalar_subquery().label("parent")
+    )
+
+
 def _inherited_history(dialect: str, ancestors: Lineage, agent_name: str) -> Select[Any]:
     """What a branch sees of its ancestors' messages of an agent, as `_history_documents`.
     Equal sequences (only possible across a lineage) are ordered by message_id."""
@@ -559,6 +619,48 @@ async def append_messages(
     return sequences
 
 
+async def _branch_page_json(
+    connection: AsyncConnection,
+    dialect: str,
+    session_id: str,
+    agent_name: str,
+    after_sequence: int,
+    limit: int,
+) -> list[StoredMessageJson]:
+    """`load_page_json` of a branch: its inherited and own messages, a row each. Sequences
+    continue across the branch point, so they order and page the whole history."""
+    lineage = await _lineage(connection, session_id)
+    rows = await connection.execute(
+        select(*_history_columns(dialect), MessageRow.role)
+        .where(
+            MessageRow.agent_name == agent_name,
+            _visible(lineage),
+            MessageRow.sequence > after_sequence,
+        )
+        .order_by(MessageRow.sequence, MessageRow.message_id)
+        .limit(limit)
+    )
+    messages = []
+    for row in rows:
+        message_id, holder, agent, sequence, content, provider_items, *rest = row
+        provider, model, created_at, role = rest
+        messages.append(
+            StoredMessageJson(
+                message_id=message_id,
+                session_id=holder,
+                agent_name=agent,
+                sequence=sequence,
+                role=role,
+                content_json=served_multipart_json(content),
+                provider_messages_json=served_provider_json(provider_items),
+                provider=provider,
+                model=model,
+                created_at=created_at,
+            )
+        )
+    return messages
+
+
 class SqlConversationStore:
     def __init__(self, runtime: DatabaseRuntime) -> None:
         self._runtime = runtime
@@ -713,6 +815,70 @@ class SqlConversationStore:
                     )
                 ).all()
                 return [_stored(row) for row in rows]
+
+    async def load_page_json(
+        self, session_id: str, agent_name: str, *, after_sequence: int = 0, limit: int
+    ) -> list[StoredMessageJson]:
+        """`load_page` with each message's histories as the JSON text they are stored as
+        (escaped characters restored, SDK objects without their class tag): what a client is
+        served, without building upstream's objects only to write them out again.
+
+        Empty for an unknown session; a branch's inherited messages come first, as `load`.
+        """
+        dialect = self._runtime.dialect
+        async with self._runtime.engine.connect() as connection:
+            if dialect == "postgresql":
+                # Reads only, as load: no BEGIN and ROLLBACK round trips.
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            contents, providers, roles, *arrays, found, parent = (
+                await connection.execute(
+                    _own_page_json(dialect),
+                    {
+                        "session_id": session_id,
+                        "agent_name": agent_name,
+                        "after": after_sequence,
+                        "limit": limit,
+                    },
+                )
+            ).one()
+            if not found:
+                return []
+            if parent is not None:
+                return await _branch_page_json(
+                    connection, dialect, session_id, agent_name, after_sequence, limit
+                )
+        if contents is None or providers is None or roles is None:
+            return []
+        message_ids, sequences, provider_names, models, created = map(_array, arrays)
+        columns = zip(
+            message_ids,
+            sequences,
+            roles.split(","),
+            contents.split(RECORD_SEPARATOR),
+            providers.split(RECORD_SEPARATOR),
+            provider_names,
+            models,
+            _utc_all(created),
+            strict=True,
+        )
+        messages = [
+            StoredMessageJson(
+                message_id=message_id,
+                session_id=session_id,
+                agent_name=agent_name,
+                sequence=sequence,
+                role=role,
+                content_json=served_multipart_json(content),
+                provider_messages_json=served_provider_json(items),
+                provider=provider,
+                model=model,
+                created_at=created_at,
+            )
+            for message_id, sequence, role, content, items, provider, model, created_at in columns
+        ]
+        if any(map(gt, sequences, sequences[1:])):  # see _history_documents
+            messages.sort(key=lambda message: message.sequence)
+        return messages
 
     async def has_session(self, session_id: str) -> bool:
         async with self._runtime.sessions() as session:

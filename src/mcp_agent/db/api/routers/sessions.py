@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_agent.db.api.dependencies import Runtime
-from mcp_agent.db.api.json_documents import json_response
+from mcp_agent.db.api.json_documents import json_bytes, page_response
 from mcp_agent.db.api.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_CURSOR_LENGTH,
@@ -28,8 +28,13 @@ from mcp_agent.db.api.pagination import (
     encode_cursor,
 )
 from mcp_agent.db.api.problems import problem_responses
-from mcp_agent.db.conversations.base import SessionSummary, StoredMessage
-from mcp_agent.db.conversations.sql import SessionOrder, SqlConversationStore, make_session_id
+from mcp_agent.db.conversations.base import SessionSummary
+from mcp_agent.db.conversations.sql import (
+    SessionOrder,
+    SqlConversationStore,
+    StoredMessageJson,
+    make_session_id,
+)
 from mcp_agent.db.errors import InputError, SessionError, UnknownValueError
 from mcp_agent.db.limits import (
     AGENT_NAME_MAX_LENGTH,
@@ -168,20 +173,31 @@ def _session(summary: SessionSummary) -> Session:
     )
 
 
-def _message_document(message: StoredMessage) -> dict[str, Any]:
-    # A dict, not a Message: json_documents says why.
-    return {
-        "message_id": message.message_id,
-        "session_id": message.session_id,
-        "agent_name": message.agent_name,
-        "sequence": message.sequence,
-        "role": message.content.role,
-        "content": message.content,
-        "provider_messages": message.provider_messages,
-        "provider": message.provider,
-        "model": message.model,
-        "created_at": message.created_at,
-    }
+def _message_json(message: StoredMessageJson) -> bytes:
+    """A Message as JSON, its histories spliced in as the store read them (json_documents
+    says why pages are not built as models)."""
+    head = json_bytes(
+        {
+            "message_id": message.message_id,
+            "session_id": message.session_id,
+            "agent_name": message.agent_name,
+            "sequence": message.sequence,
+            "role": message.role,
+            "provider": message.provider,
+            "model": message.model,
+            "created_at": message.created_at,
+        }
+    )
+    return b"".join(
+        (
+            head[:-1],
+            b',"content":',
+            message.content_json.encode(),
+            b',"provider_messages":',
+            message.provider_messages_json.encode(),
+            b"}",
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,8 +329,10 @@ async def list_sessions(
     summary="A session",
 )
 async def get_session(store: ConversationStore, session_id: SessionId) -> SessionDetail:
-    await require_session(store, session_id)
-    summary = await store.summary(session_id)
+    try:
+        summary = await store.summary(session_id)
+    except SessionError:
+        raise UnknownValueError(f"no session {session_id!r}") from None
     return SessionDetail(**_session(summary).model_dump(), agents=await store.agents(session_id))
 
 
@@ -340,9 +358,11 @@ async def list_messages(
     """The history `sessions show` prints, a page at a time: a branch's inherited messages
     first. Pages follow the sequence, so messages appended while you page come on a later
     page, none twice."""
-    agent_name = await session_agent(store, session_id, agent, field="agent")
+    agent_name = agent
     if agent_name is None:
-        return json_response({"items": [], "next_cursor": None})
+        agent_name = await session_agent(store, session_id, None, field="agent")
+        if agent_name is None:
+            return page_response([], None)
     list_name = f"messages:{session_id}:{agent_name}"
     after = 0
     if cursor is not None:
@@ -350,14 +370,18 @@ async def list_messages(
         if len(key) != 1 or not isinstance(key[0], int):
             raise InputError("cursor", "not a valid cursor; start without one")
         after = key[0]
-    found = await store.load_page(session_id, agent_name, after_sequence=after, limit=limit + 1)
+    found = await store.load_page_json(
+        session_id, agent_name, after_sequence=after, limit=limit + 1
+    )
+    if not found:
+        # Said only now, so that a page pays for no lookup: an unknown session (404) or an
+        # agent without messages there (422) rather than an empty page.
+        await session_agent(store, session_id, agent_name, field="agent")
     page = found[:limit]
     next_cursor = (
         encode_cursor(list_name, (page[-1].sequence,)) if len(found) > limit and page else None
     )
-    return json_response(
-        {"items": [_message_document(message) for message in page], "next_cursor": next_cursor}
-    )
+    return page_response([_message_json(message) for message in page], next_cursor)
 
 
 @router.post(
