@@ -36,6 +36,7 @@ from mcp_agent.db.tour import calculator_server
 from mcp_agent.db.turns.base import CallEnd
 from mcp_agent.db.turns.sql import SqlTurnStore
 from tests.support.cli import ainvoke
+from tests.support.processes import GUARD_S
 
 NOW = datetime.now(UTC)
 
@@ -214,8 +215,14 @@ async def test_no_event_is_lost_while_postgresql_is_down(tmp_path: Path) -> None
         runtime = await DatabaseRuntime.open(url)
         sink = SqlEventSink(runtime)
         await sink.ensure_partitions()
+        # close() waits for the database under the suite's guard, not its default 15 s: on a
+        # loaded machine the restarted server can take longer to answer than that.
         writer = EventWriter(
-            sink, spill_dir=tmp_path / "spill", flush_interval=0.05, retry_interval=0.05
+            sink,
+            spill_dir=tmp_path / "spill",
+            flush_interval=0.05,
+            retry_interval=0.05,
+            close_timeout=GUARD_S,
         )
         await writer.start()
         total = 300
@@ -253,7 +260,7 @@ async def _messages(runtime: DatabaseRuntime):
 
 
 #: Generous guard for the Ctrl-C test's waits: it waits on events (a row, the exit), not clocks.
-CTRL_C_GUARD_S = 600
+
 #: Starts a command with SIGINT's default, as a terminal starts its foreground job, whatever
 #: this process inherited (a test run started as a background job of a script has SIGINT
 #: ignored, and so would its children: Ctrl-C does not reach a background job).
@@ -331,14 +338,14 @@ async def test_ctrl_c_flushes_the_events_of_the_interrupted_run(
                     await asyncio.sleep(0.2)
 
             try:
-                await asyncio.wait_for(tool_call_requested(), CTRL_C_GUARD_S)
+                await asyncio.wait_for(tool_call_requested(), GUARD_S)
             except TimeoutError:
-                pytest.fail(f"no tool call within {CTRL_C_GUARD_S} s:\n{output()}")
+                pytest.fail(f"no tool call within {GUARD_S} s:\n{output()}")
             os.kill(process.pid, signal.SIGINT)  # the tool sleeps for 600 s: mid-run
             try:
-                await asyncio.to_thread(process.wait, CTRL_C_GUARD_S)
+                await asyncio.to_thread(process.wait, GUARD_S)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"still running {CTRL_C_GUARD_S} s after Ctrl-C:\n{output()}")
+                pytest.fail(f"still running {GUARD_S} s after Ctrl-C:\n{output()}")
             captured = await _events_of(runtime, "interrupted")
     finally:
         with contextlib.suppress(ProcessLookupError):
