@@ -259,8 +259,6 @@ async def _messages(runtime: DatabaseRuntime):
             yield message
 
 
-#: Generous guard for the Ctrl-C test's waits: it waits on events (a row, the exit), not clocks.
-
 #: Starts a command with SIGINT's default, as a terminal starts its foreground job, whatever
 #: this process inherited (a test run started as a background job of a script has SIGINT
 #: ignored, and so would its children: Ctrl-C does not reach a background job).
