@@ -7,6 +7,7 @@ PostgreSQL. Nothing is mocked.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -88,12 +89,48 @@ async def runtime(database_url: str) -> AsyncIterator[DatabaseRuntime]:
     await runtime.close()
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+#: Set to 1 to run the tests marked `one_backend` on both backends as well.
+EVERY_BACKEND_ENV = "FAST_AGENT_TEST_EVERY_BACKEND"
+
+
+def _every_backend() -> bool:
+    return os.environ.get(EVERY_BACKEND_ENV, "").strip() in ("1", "true", "yes")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
     """Which PostgreSQL the run uses, and why (see mcp_agent.db.testing.embedded_postgres)."""
     from mcp_agent.db.testing.embedded_postgres import choose_postgres
 
     choice = choose_postgres()
-    return f"PostgreSQL: {choice.source} ({choice.reason})"
+    scope = (
+        "on both backends"
+        if _every_backend()
+        else f"on the backend each names (set {EVERY_BACKEND_ENV}=1 for both)"
+    )
+    return [
+        f"PostgreSQL: {choice.source} ({choice.reason})",
+        f"tests marked one_backend: {scope}",
+    ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the other backend's case of a test marked `one_backend(NAME)`: real-process
+    tests whose point is not the store (the conformance suite runs every store on both) run
+    once, so the slow part of the suite costs half."""
+    if _every_backend():
+        return
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("one_backend")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        if marker is not None and backend is not None and backend != marker.args[0]:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 _BACKEND_OUTCOMES: dict[str, dict[str, int]] = {}

@@ -61,7 +61,8 @@ def cli(
 
 #: Each test drives the real `fast-agent-db` process (pipes, a pty, fresh interpreters): the
 #: process is the point here, so the module is in the slow part of the suite.
-pytestmark = pytest.mark.slow
+# One backend: the CLI's behaviour, not the store's, on SQLite, the default a new user meets.
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend("sqlite")]
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

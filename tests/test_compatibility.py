@@ -24,7 +24,8 @@ WORKFLOWS = Path(__file__).parent / "fixtures" / "workflows"
 EXAMPLES = ROOT / "examples" / "workflows"
 BIN = Path(sys.executable).parent
 
-pytestmark = pytest.mark.slow
+# One backend: CI runs the upstream suite's unchanged scripts on both backends.
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend("postgresql")]
 
 
 def _environment(database_url: str | None) -> dict[str, str]:

@@ -48,7 +48,9 @@ SCRIPT = textwrap.dedent(
 
 SESSION_LINE = re.compile(r"fast-agent-db: session (\S+) \(continue it with --session \1\)")
 
-pytestmark = pytest.mark.slow
+# One backend: the stores behind a drop-in run are the conformance suite's, and CI runs the
+# upstream suite's drop-in on both backends.
+pytestmark = [pytest.mark.slow, pytest.mark.one_backend("postgresql")]
 
 
 @pytest.fixture
