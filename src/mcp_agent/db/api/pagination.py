@@ -48,7 +48,7 @@ class PageRequest:
         return None if self.cursor is None else decode_cursor(self.cursor, list_name)
 
 
-def page_request(
+async def page_request(
     limit: Annotated[
         int,
         Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page (at most {MAX_PAGE_SIZE})."),

@@ -60,7 +60,7 @@ SinceFilter = Annotated[
 ]
 
 
-def execution_store(runtime: Runtime) -> SqlExecutionStore:
+async def execution_store(runtime: Runtime) -> SqlExecutionStore:
     return SqlExecutionStore(runtime)
 
 

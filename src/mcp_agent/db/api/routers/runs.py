@@ -147,7 +147,7 @@ class RunQueue:
             logger.info("a run ended with an error: %s", task.exception())
 
 
-def run_queue(request: Request) -> RunQueue:
+async def run_queue(request: Request) -> RunQueue:
     """The app's RunQueue, made on first use."""
     queue: RunQueue | None = getattr(request.app.state, "run_queue", None)
     if queue is None:

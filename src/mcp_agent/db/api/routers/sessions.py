@@ -67,7 +67,7 @@ AgentFilter = Annotated[
 ]
 
 
-def conversation_store(runtime: Runtime) -> SqlConversationStore:
+async def conversation_store(runtime: Runtime) -> SqlConversationStore:
     return SqlConversationStore(runtime)
 
 
