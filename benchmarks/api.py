@@ -12,11 +12,13 @@ For each backend (SQLite, and an embedded PostgreSQL or FAST_AGENT_TEST_DATABASE
 * throughput: requests per second of a small GET (/v1/sessions/{id}, a few hundred bytes) from
   1, 16 and 64 concurrent clients (httpx, one connection each) for a fixed time, errors counted.
 
-Each timing is the median of its repeats; a GET is timed until its whole body has arrived
-(the client does not parse it: decoding JSON is the client's cost, not the API's). The library
-calls run in this process on a warm runtime; the server is one uvicorn process. Target (issue
-17): each GET within 1.5x of its library call, and no errors at 64 clients. The clients run on
-the same machine as the server, so the request rates are a floor of what the server does alone.
+Each timing is the median of its repeats; a GET is timed until its whole body has arrived,
+by a minimal HTTP/1.1 client (one keep-alive connection, the body read by its Content-Length):
+what the server and the transport cost, not a client library's. The whole history is also read
+with httpx, whose parsing of a response in Python adds a cost of its own (shown beside). The
+library calls run in this process on a warm runtime; the server is one uvicorn process. Target
+(issue 17): each GET within 1.5x of its library call, and no errors at 64 clients. The clients
+run on the same machine as the server, so the request rates are a floor of what it does alone.
 
 Run: uv run python benchmarks/api.py [--backends sqlite,postgresql] [--messages 10000]
      [--tree 200] [--seconds 5] [--repeats 7] [--json results.json]
@@ -177,6 +179,44 @@ class Server:
 # Timings
 
 
+class MinimalHttpClient:
+    """GETs on one keep-alive HTTP/1.1 connection, each body read by its Content-Length and
+    not parsed: the least a client can spend on a response."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        host, port = base_url.removeprefix("http://").split(":")
+        self._address = (host, int(port))
+        self._token = token
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def get(self, path_and_query: str) -> bytes:
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(*self._address)
+        reader, writer = self._streams
+        writer.write(
+            f"GET {path_and_query} HTTP/1.1\r\nHost: {self._address[0]}\r\n"
+            f"Authorization: Bearer {self._token}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        body = await reader.readexactly(length)
+        if status != b"200":
+            raise RuntimeError(f"GET {path_and_query}: {status.decode()} {body[:300]!r}")
+        return body
+
+    async def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            with suppress(OSError):
+                await self._streams[1].wait_closed()
+
+
 async def median_time(work: Callable[[], Awaitable[Any]], repeats: int) -> float:
     await work()  # warm: caches, connections, the first decode of upstream's classes
     times = []
@@ -187,17 +227,15 @@ async def median_time(work: Callable[[], Awaitable[Any]], repeats: int) -> float
     return statistics.median(times)
 
 
-async def get_all_messages(client: httpx.AsyncClient, size: int) -> None:
+async def get_all_messages(get: Callable[[str], Awaitable[bytes]], size: int) -> None:
+    """Every page of the history, each asked for with the last page's cursor."""
     cursor: str | None = None
     received = 0
     while True:
-        params: dict[str, Any] = {"agent": AGENT, "limit": PAGE}
-        if cursor:
-            params["cursor"] = cursor
-        response = await client.get(f"/v1/sessions/{SESSION}/messages", params=params)
-        response.raise_for_status()
+        query = f"agent={AGENT}&limit={PAGE}" + (f"&cursor={cursor}" if cursor else "")
+        body = await get(f"/v1/sessions/{SESSION}/messages?{query}")
         # The cursor is at the end of the body: found without parsing the whole page.
-        tail = response.content[-400:].decode("utf-8", "replace")
+        tail = body[-400:].decode("utf-8", "replace")
         cursor = json.loads("{" + tail[tail.rindex('"next_cursor"') :])["next_cursor"]
         received += PAGE
         if cursor is None:
@@ -257,24 +295,30 @@ async def measure(url: str, args: argparse.Namespace, work_dir: Path) -> dict[st
     server = Server(url, work_dir / f"serve-{uuid.uuid4().hex[:6]}.log")
     try:
         await asyncio.to_thread(server.wait_until_healthy)
+        client = MinimalHttpClient(server.base_url, token)
+        try:
+            api_all = await median_time(
+                lambda: get_all_messages(client.get, args.messages), args.repeats
+            )
+            api_page = await median_time(
+                lambda: client.get(f"/v1/sessions/{SESSION}/messages?agent={AGENT}&limit={PAGE}"),
+                args.repeats,
+            )
+            api_tree = await median_time(lambda: client.get(f"/v1/executions/{root}"), args.repeats)
+        finally:
+            await client.close()
         async with httpx.AsyncClient(
             base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=600
-        ) as client:
-            api_all = await median_time(
-                lambda: get_all_messages(client, args.messages), args.repeats
-            )
+        ) as httpx_client:
 
-            async def one_page() -> None:
-                response = await client.get(
-                    f"/v1/sessions/{SESSION}/messages", params={"agent": AGENT, "limit": PAGE}
-                )
+            async def httpx_get(path_and_query: str) -> bytes:
+                response = await httpx_client.get(path_and_query)
                 response.raise_for_status()
+                return response.content
 
-            async def tree() -> None:
-                (await client.get(f"/v1/executions/{root}")).raise_for_status()
-
-            api_page = await median_time(one_page, args.repeats)
-            api_tree = await median_time(tree, args.repeats)
+            api_all_httpx = await median_time(
+                lambda: get_all_messages(httpx_get, args.messages), args.repeats
+            )
         rates = [
             await throughput(server.base_url, token, clients, args.seconds)
             for clients in CONCURRENCY
@@ -288,6 +332,12 @@ async def measure(url: str, args: argparse.Namespace, work_dir: Path) -> dict[st
                 "library": "SqlConversationStore.load",
                 "library_s": library_all,
                 "api_s": api_all,
+            },
+            {
+                "measure": f"{args.messages:,} messages, httpx client",
+                "library": "SqlConversationStore.load",
+                "library_s": library_all,
+                "api_s": api_all_httpx,
             },
             {
                 "measure": f"one page of {PAGE:,} messages",

