@@ -89,6 +89,16 @@ class CallNotStartedError(FastAgentDbError, LookupError):
     see migration 0006); nothing of the end was stored."""
 
 
+class LeaseLostError(FastAgentDbError):
+    """A worker wrote for a run whose lease it no longer holds: the run's lease expired and
+    another claim moved its epoch on (the worker stalled, or lost the database for longer
+    than the lease). The write was refused; the run is another worker's now."""
+
+
+class RunCancelledError(FastAgentDbError):
+    """The run was cancelled; it stops at the call boundary where this is raised."""
+
+
 class ConfigError(FastAgentDbError):
     """Invalid configuration input; `problems` lists each one with its file and field."""
 

@@ -22,6 +22,14 @@ from mcp_agent.db.models.definitions import (
 from mcp_agent.db.models.events import EventRow
 from mcp_agent.db.models.executions import ExecutionRow, UsageTurnRow
 from mcp_agent.db.models.library import PromptRow, ResourceRow
+from mcp_agent.db.models.runs import (
+    RunRow,
+    RunStepRow,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookRow,
+    WorkerRow,
+)
 from mcp_agent.db.models.state import AgentStateRow, HumanInputRequestRow
 
 __all__ = [
@@ -43,7 +51,13 @@ __all__ = [
     "PromptRow",
     "ProviderRow",
     "ResourceRow",
+    "RunRow",
+    "RunStepRow",
     "SessionRow",
     "SettingRow",
     "UsageTurnRow",
+    "WebhookAttemptRow",
+    "WebhookDeliveryRow",
+    "WebhookRow",
+    "WorkerRow",
 ]

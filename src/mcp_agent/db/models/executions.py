@@ -59,6 +59,10 @@ class ExecutionRow(Base):
     worker_id: Mapped[str | None] = mapped_column(String(200))
     #: Where the run's settings came from: `database`, or `file PATH` (see fastagent.py).
     settings_source: Mapped[str | None] = mapped_column(String(1000))
+    #: The durable run (fa_runs) this call belongs to, if a worker ran it.
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("fa_runs.run_id", ondelete="SET NULL"), index=True
+    )
 
 
 class UsageTurnRow(CreatedAt, Base):
