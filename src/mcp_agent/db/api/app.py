@@ -87,7 +87,8 @@ def create_app(database_url: str | None = None, *, max_body_bytes: int = MAX_BOD
         prefix=API_PREFIX,
         # The token first: a request without one learns nothing else.
         dependencies=[Depends(require_token), Depends(refuse_unstorable_text)],
-        responses=problem_responses(401, 422, 503),
+        # 400: a body that cannot be parsed at all; 413: one over the size limit.
+        responses=problem_responses(400, 401, 413, 422, 503),
     )
     for router in _resource_routers():
         protected.include_router(router)

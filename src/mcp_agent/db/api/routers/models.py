@@ -107,7 +107,8 @@ async def get_model(catalog: ModelCatalog, provider: ProviderName, model: ModelN
     "/{provider}/{model:path}",
     summary="Create a model or change its prices (as `models set-price`)",
     response_model=Model,
-    responses={201: {"model": Model, "description": "Created"}},
+    # 404: a model name no route matches (the path converter stops at a line break).
+    responses={201: {"model": Model, "description": "Created"}, **problem_responses(404)},
 )
 async def set_model_price(
     catalog: ModelCatalog,
