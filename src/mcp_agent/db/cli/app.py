@@ -53,6 +53,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "tour": LazyCommand("mcp_agent.db.cli.tour", "tour"),
     "serve": LazyCommand("mcp_agent.db.cli.serve", "serve"),
     "tokens": LazyCommand("mcp_agent.db.cli.tokens", "app"),
+    "webhooks": LazyCommand("mcp_agent.db.cli.webhooks", "app"),
 }
 
 

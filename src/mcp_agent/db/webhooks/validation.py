@@ -4,18 +4,21 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from mcp_agent.db.errors import InputError
 from mcp_agent.db.limits import check_text
-from mcp_agent.db.models.runs import WebhookRow
+from mcp_agent.db.models.runs import DELIVERY_STATUSES, WebhookRow
+from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.settings.secrets import (
     ENV_PREFIX,
     SecretError,
     check_variable_allowed,
     url_has_credentials,
 )
+from mcp_agent.db.webhooks.base import DeliveryStatus, Webhook
 
 #: The ends of a run a webhook can be told of, as sent in X-Fast-Agent-Event.
 WEBHOOK_EVENTS: tuple[str, ...] = ("run.completed", "run.failed", "run.cancelled")
@@ -83,7 +86,8 @@ def checked_secret_ref(secret_ref: str | None, *, field: str = "secret_ref") -> 
             field,
             "must name an environment variable holding the signing secret (env:NAME), not "
             "the secret itself: put the secret in an environment variable of the processes "
-            f"that deliver webhooks and give env:NAME (default: {DEFAULT_SECRET_REF})",
+            "that deliver webhooks and give its name (env:NAME, or --secret-env NAME on the "
+            f"command line; default: {DEFAULT_SECRET_REF})",
         )
     try:
         check_variable_allowed(text, field=field)
@@ -125,3 +129,49 @@ def checked_agent_name(agent_name: str | None, *, field: str = "agent_name") -> 
     if not agent_name.strip():
         raise InputError(field, "is empty; leave it out to subscribe to every agent's runs")
     return check_text(agent_name, field=field, max_length=_AGENT_MAX)
+
+
+def new_webhook(
+    url: str,
+    *,
+    events: Iterable[str] | None,
+    agent_name: str | None,
+    run_id: str | None,
+    secret_ref: str | None,
+) -> Webhook:
+    """A webhook to store, every field checked (the run's existence is the store's to check).
+
+    Raises:
+        InputError: see the checks above; an agent and a run both given.
+    """
+    if run_id is not None and agent_name is not None:
+        raise InputError(
+            "agent_name", "a run's own webhook takes no agent (the run has one); give either"
+        )
+    return Webhook(
+        webhook_id=str(uuid.uuid4()),
+        url=checked_url(url),
+        secret_ref=checked_secret_ref(secret_ref),
+        events=tuple(checked_events(events)),
+        agent_name=checked_agent_name(agent_name),
+        run_id=run_id,
+        created_at=utc_now(),
+    )
+
+
+def checked_status(status: str | None, *, field: str = "status") -> DeliveryStatus | None:
+    """Raises:
+    InputError: not a delivery status."""
+    if status is None or status in DELIVERY_STATUSES:
+        return status  # type: ignore[return-value] - checked against the closed set
+    raise InputError(
+        field, f"unknown delivery status {status!r}; expected one of {', '.join(DELIVERY_STATUSES)}"
+    )
+
+
+def checked_limit(limit: int, *, field: str = "limit") -> int:
+    """Raises:
+    InputError: below 1."""
+    if limit < 1:
+        raise InputError(field, f"{limit} is not a positive number")
+    return limit
