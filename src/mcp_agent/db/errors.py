@@ -13,6 +13,8 @@ passed through `redact_url` before they reach a message.
     ├── SchemaOutOfDateError      the database schema is not at the revision this code needs
     ├── UnknownValueError         an id or filter value that names nothing in the database
     ├── SessionError              a session operation that cannot be done (branches, agents)
+    ├── DuplicateRunError         a run submitted again with an idempotency key already used
+    ├── RunEndedError             an operation on a run that has ended (cancel of a completed run)
     ├── ConfigError               invalid configuration input, every problem listed
     └── DefinitionError           agent definitions that cannot be stored or run
 """
@@ -82,6 +84,19 @@ class UnknownValueError(FastAgentDbError, LookupError):
 
 class SessionError(FastAgentDbError):
     """A session operation that cannot be done; the message says why."""
+
+
+class DuplicateRunError(FastAgentDbError):
+    """A run was submitted with an idempotency key its caller used before: nothing was queued.
+    `existing_run_id` is the run the key names."""
+
+    def __init__(self, message: str, *, existing_run_id: str) -> None:
+        super().__init__(message)
+        self.existing_run_id = existing_run_id
+
+
+class RunEndedError(FastAgentDbError):
+    """The run has ended (completed, failed or cancelled), so it cannot be changed."""
 
 
 class CallNotStartedError(FastAgentDbError, LookupError):
