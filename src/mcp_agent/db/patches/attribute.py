@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+#: Stands for "the owner had no attribute of its own" (it inherited it): released by deleting.
+_INHERITED = object()
+
 
 class AttributePatch:
     """`owner.name` replaced by `build(original)` while at least one holder has acquired it.
@@ -31,7 +34,7 @@ class AttributePatch:
     def acquire(self) -> None:
         with self._lock:
             if self._holders == 0:
-                stored = vars(self.owner)[self.name]
+                stored = vars(self.owner).get(self.name, _INHERITED)
                 replacement = self._build(getattr(self.owner, self.name))
                 if isinstance(stored, staticmethod):
                     replacement = staticmethod(replacement)
@@ -45,7 +48,10 @@ class AttributePatch:
                 return
             self._holders -= 1
             if self._holders == 0:
-                setattr(self.owner, self.name, self._stored)
+                if self._stored is _INHERITED:
+                    delattr(self.owner, self.name)
+                else:
+                    setattr(self.owner, self.name, self._stored)
                 self._stored = None
 
     @contextmanager

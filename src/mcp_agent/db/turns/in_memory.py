@@ -8,6 +8,8 @@ from mcp_agent.db.conversations.in_memory import InMemoryConversationStore
 from mcp_agent.db.errors import CallNotStartedError
 from mcp_agent.db.executions.base import ExecutionRecord, ExecutionStart
 from mcp_agent.db.executions.usage import UsageTurn
+from mcp_agent.db.models.types import utc_now
+from mcp_agent.db.runs.journal import Fence, InMemoryRunJournal
 from mcp_agent.db.turns.base import CallEnd
 
 
@@ -19,14 +21,40 @@ class InMemoryTurnStore:
     the rows `SqlTurnStore` writes.
     """
 
-    def __init__(self, conversations: InMemoryConversationStore | None = None) -> None:
+    def __init__(
+        self,
+        conversations: InMemoryConversationStore | None = None,
+        *,
+        journal: InMemoryRunJournal | None = None,
+    ) -> None:
         self.conversations = conversations or InMemoryConversationStore()
         self.executions: dict[str, ExecutionRecord] = {}
         self.usage: dict[str, list[UsageTurn]] = {}
         #: execution id -> the worker that started it (an `ExecutionRecord` does not carry it).
         self.worker_ids: dict[str, str] = {}
+        #: execution id -> the durable run it belongs to.
+        self.run_ids: dict[str, str] = {}
+        #: The runs' leases that fence writes, and where `call` steps go.
+        self.journal = journal or InMemoryRunJournal()
+        self.journal.turns = self
 
-    async def start_call(self, start: ExecutionStart) -> None:
+    def _check(self, fence: Fence | None) -> None:
+        if fence is not None:
+            self.journal.check(fence)
+
+    def interrupt_run(self, run_id: str, reason: str) -> int:
+        """Mark the run's executions still `running` as `interrupted` (an earlier attempt's)."""
+        marked = 0
+        for execution_id, record in list(self.executions.items()):
+            if record.status == "running" and self.run_ids.get(execution_id) == run_id:
+                self.executions[execution_id] = dataclasses.replace(
+                    record, status="interrupted", error=reason, finished_at=utc_now()
+                )
+                marked += 1
+        return marked
+
+    async def start_call(self, start: ExecutionStart, *, fence: Fence | None = None) -> None:
+        self._check(fence)
         if start.execution_id in self.executions:
             raise ValueError(f"execution {start.execution_id!r} exists already")
         self.executions[start.execution_id] = ExecutionRecord(
@@ -43,8 +71,11 @@ class InMemoryTurnStore:
             settings_source=start.settings_source,
         )
         self.worker_ids[start.execution_id] = start.worker_id
+        if fence is not None:
+            self.run_ids[start.execution_id] = fence.run_id
 
     async def end_call(self, end: CallEnd) -> list[int]:
+        self._check(end.fence)
         record = self.executions.get(end.execution_id)
         if record is None:
             raise CallNotStartedError(f"the call {end.execution_id!r} has no running row")
@@ -71,4 +102,6 @@ class InMemoryTurnStore:
             )
         self.executions[end.execution_id] = dataclasses.replace(record, **changes)
         self.usage.setdefault(end.execution_id, []).extend(end.usage)
+        if end.step is not None:
+            self.journal.keep(end.step)
         return sequences

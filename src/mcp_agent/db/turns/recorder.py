@@ -5,12 +5,19 @@ Each agent instance's `generate` and `structured` are wrapped (patches/agent_cal
 execution being run is kept in a context variable: a workflow's calls to its children happen
 inside it, so children record it as their parent, and asyncio tasks (parallel fan-out)
 inherit it. `send` goes through `generate` upstream.
+
+In a durable run (`run_context.current_run`), each call is a call boundary (a cancelled run,
+a passed deadline or a lost lease stops there), its start and end are fenced by the run's
+lease, and a `generate` call that ended is journaled with its reply in the transaction of its
+turn: a later attempt of the run gets the reply back without calling the agent, and without
+appending to the histories, which it restored from the session with that turn in them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -18,6 +25,7 @@ from typing import Any
 from mcp_agent.db import run_context
 from mcp_agent.db.conversations.binding import ConversationBinding
 from mcp_agent.db.engine import driver_message
+from mcp_agent.db.errors import LeaseLostError
 from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.executions.tracking import WORKER_ID
 from mcp_agent.db.executions.usage import PriceBook, UsageTotals, usage_turn
@@ -26,6 +34,25 @@ from mcp_agent.db.patches import agent_calls
 from mcp_agent.db.turns.base import CallEnd, TurnStore
 
 _current_execution = run_context.current_execution
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    return repr(value)
+
+
+def _canonical_call(operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """What a call asks, as bytes: the same messages and parameters give the same bytes."""
+    return json.dumps(
+        [operation, args, kwargs], default=_json_default, sort_keys=True, ensure_ascii=False
+    ).encode()
+
+
+def _replayed_reply(response: dict[str, Any]) -> Any:
+    from mcp_agent.mcp.prompt_message_multipart import PromptMessageMultipart
+
+    return PromptMessageMultipart.model_validate(response["reply"])
 
 
 class RunRecorder:
@@ -56,10 +83,20 @@ class RunRecorder:
     ) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(call)
         async def recorded(*args: Any, **kwargs: Any) -> Any:
+            scope = run_context.current_run.get()
+            fence = call_key = None
+            if scope is not None:
+                scope.check_boundary(f"the call of {name}")
+                fence = scope.fence
+                if operation == "generate":
+                    call_key = scope.key("call", name, _canonical_call(operation, args, kwargs))
+                    stored = scope.replay(call_key)
+                    if stored is not None:
+                        return _replayed_reply(stored.response)
             execution_id = str(uuid.uuid4())
             parent_id = _current_execution.get()
             conversation = self.conversation
-            await self.turns.start_call(
+            start = self.turns.start_call(
                 ExecutionStart(
                     execution_id=execution_id,
                     parent_execution_id=parent_id,
@@ -70,8 +107,15 @@ class RunRecorder:
                     worker_id=WORKER_ID,
                     session_id=conversation.session_id if conversation else None,
                     settings_source=self.settings_source,
-                )
+                ),
+                fence=fence,
             )
+            try:
+                await start
+            except LeaseLostError as refused:
+                if scope is not None:
+                    scope.remember(refused)
+                raise
             snapshot = conversation.snapshot(agent) if conversation else None
             accumulator = getattr(agent, "usage_accumulator", None)
             turns_before = len(accumulator.turns) if accumulator is not None else 0
@@ -81,6 +125,10 @@ class RunRecorder:
             history = None
             try:
                 result = await call(*args, **kwargs)
+                if scope is not None and scope.stopped is not None:
+                    # A boundary inside stopped the run and upstream turned that into a
+                    # result (a tool's error): not a reply to keep.
+                    raise scope.stopped
                 if conversation:
                     history = conversation.pending_turn(name, agent, snapshot, execution_id)
             except BaseException as error:
@@ -101,8 +149,18 @@ class RunRecorder:
                     totals.add_turn(turn)
                 if parent_id is not None:
                     self._children_usage.setdefault(parent_id, UsageTotals()).add(totals)
+                step = None
+                if (
+                    scope is not None
+                    and call_key is not None
+                    and status == "completed"
+                    and hasattr(result, "model_dump")
+                ):
+                    step = scope.step(
+                        "call", name, call_key, {"reply": result.model_dump(mode="json")}
+                    )
                 try:
-                    # One transaction: the call's end, its usage and its turn.
+                    # One transaction: the call's end, its usage, its turn (and its step).
                     await self.turns.end_call(
                         CallEnd(
                             execution_id,
@@ -112,12 +170,19 @@ class RunRecorder:
                             totals=totals,
                             usage=turns,
                             turn=history,
+                            fence=fence,
+                            step=step,
                         )
                     )
                 except BaseException as write_error:
                     # The turn was not stored: neither may the in-memory histories keep it.
                     if conversation and history is not None:
                         conversation.roll_back(agent, snapshot)
+                    if isinstance(write_error, LeaseLostError):
+                        # Another worker holds the run: nothing more may be written for it.
+                        if scope is not None:
+                            scope.remember(write_error)
+                        raise
                     if status == "completed":
                         # Say why the call is not completed, if the database still listens.
                         with contextlib.suppress(Exception):
@@ -132,6 +197,7 @@ class RunRecorder:
                                     + driver_message(write_error),
                                     totals=totals,
                                     usage=turns,
+                                    fence=fence,
                                 )
                             )
                     raise

@@ -1,7 +1,7 @@
 """The turn store on PostgreSQL and SQLite.
 
 PostgreSQL: a call's start is one call of `fa_start_call` and its end one of `fa_end_call`
-(migrations 0005 and 0006), each a single statement in autocommit on a connection of the
+(migrations 0005, 0006 and 0009), each a single statement in autocommit on a connection of the
 runtime's write pool (`write_pool.py`): two round trips per call, no BEGIN/COMMIT, no SQL
 compiled per call; the start's commit does not wait for the disk (see 0006).
 SQLite (no stored functions): the same statements the function runs, as one transaction run
@@ -9,6 +9,13 @@ in one hop on the connection's own thread (aiosqlite runs every sqlite3 call on 
 its own; one hop per statement through the async stack cost more than the statements), values
 bound with the columns' own SQLAlchemy types, so rows are stored exactly as the ORM stores
 them.
+
+A durable run's calls are fenced (runs/journal.py): with a fence, the start and the end first
+check, holding the run's row lock, that the run is still running at the fence's lease epoch
+(PostgreSQL: inside the functions, SQLSTATE FA003 when refused; SQLite: a no-op UPDATE of the
+run's row, which takes the write lock, in the same transaction) and raise `LeaseLostError`
+storing nothing; the end stores the run's `call` step in the transaction of its turn. Without
+a fence nothing more is done.
 
 Errors of the raw driver are raised as SQLAlchemy's `DBAPIError` family (as every other
 store's), so the callers' and the CLI's handling of database errors applies unchanged.
@@ -29,10 +36,12 @@ from sqlalchemy.exc import DBAPIError
 from mcp_agent.db.conversations.base import NewMessage, PendingTurn
 from mcp_agent.db.conversations.codec import encode_multipart, encode_provider, escape_nul
 from mcp_agent.db.conversations.sql import Lineage, SessionError
-from mcp_agent.db.errors import CallNotStartedError
+from mcp_agent.db.errors import CallNotStartedError, LeaseLostError
 from mcp_agent.db.executions.base import ExecutionStart
 from mcp_agent.db.executions.usage import UsageTotals, UsageTurn
 from mcp_agent.db.models import ExecutionRow, MessageRow, UsageTurnRow
+from mcp_agent.db.models.runs import RunStepRow
+from mcp_agent.db.runs.journal import Fence, JournalStep, lease_lost
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.turns.base import CallEnd
 
@@ -42,8 +51,12 @@ _T = TypeVar("_T")
 _NO_SESSION_SQLSTATE = "FA001"
 #: SQLSTATE `fa_end_call` raises when the call has no running row.
 _NOT_STARTED_SQLSTATE = "FA002"
+#: SQLSTATE `fa_start_call` and `fa_end_call` raise when a durable run's fence is refused.
+_LEASE_LOST_SQLSTATE = "FA003"
 
-_START_CALL = "SELECT fa_start_call(%s, %s, %s, %s, %s::integer, %s, %s::timestamptz, %s, %s)"
+_START_CALL = (
+    "SELECT fa_start_call(%s, %s, %s, %s, %s::integer, %s, %s::timestamptz, %s, %s, %s::jsonb)"
+)
 _END_CALL = "SELECT fa_end_call(%s::jsonb)"
 
 
@@ -104,8 +117,27 @@ def _turn_document(turn: PendingTurn | None) -> dict[str, Any] | None:
     }
 
 
+def _fence_document(fence: Fence | None) -> dict[str, Any] | None:
+    if fence is None:
+        return None
+    return {"run_id": fence.run_id, "lease_epoch": fence.lease_epoch}
+
+
+def _step_document(step: JournalStep | None) -> dict[str, Any] | None:
+    if step is None:
+        return None
+    return {
+        "run_id": step.run_id,
+        "step_key": step.step_key,
+        "kind": step.kind,
+        "agent_name": step.agent_name,
+        "lease_epoch": step.lease_epoch,
+        "response": step.response,
+    }
+
+
 def call_end_document(end: CallEnd) -> str:
-    """`end` as the JSON `fa_end_call` takes (see migration 0005)."""
+    """`end` as the JSON `fa_end_call` takes (see migrations 0005 and 0009)."""
     totals = None
     if end.totals is not None:
         totals = _totals_values(end.totals)
@@ -124,6 +156,8 @@ def call_end_document(end: CallEnd) -> str:
             "totals": totals,
             "usage": usage,
             "turn": _turn_document(end.turn),
+            "fence": _fence_document(end.fence),
+            "step": _step_document(end.step),
         },
         ensure_ascii=False,
         separators=(",", ":"),
@@ -140,6 +174,17 @@ _SQLITE_START_COLUMNS = (
     "started_at",
     "worker_id",
     "settings_source",
+    "run_id",
+)
+_SQLITE_STEP_COLUMNS = (
+    "run_id",
+    "step_key",
+    "kind",
+    "agent_name",
+    "lease_epoch",
+    "response",
+    "body",
+    "created_at",
 )
 _SQLITE_MESSAGE_COLUMNS = (
     "session_id",
@@ -246,6 +291,7 @@ class SqlTurnStore:
             self._usage_row = _SqliteBinder(UsageTurnRow.__table__, _SQLITE_USAGE_COLUMNS, dialect)
             self._totals = _SqliteBinder(executions, _SQLITE_TOTALS_COLUMNS, dialect)
             self._ended = _SqliteBinder(executions, ("finished_at",), dialect)
+            self._step_row = _SqliteBinder(RunStepRow.__table__, _SQLITE_STEP_COLUMNS, dialect)
 
     @asynccontextmanager
     async def _driver_connection(self) -> AsyncIterator[Any]:
@@ -260,9 +306,10 @@ class SqlTurnStore:
         except psycopg.Error as error:
             raise DBAPIError.instance(None, None, error, psycopg.Error) from error
 
-    async def start_call(self, start: ExecutionStart) -> None:
+    async def start_call(self, start: ExecutionStart, *, fence: Fence | None = None) -> None:
         if self._postgres:
-            async with self._driver_connection() as driver:
+            fence_document = _fence_document(fence)
+            async with self._fenced_errors(), self._driver_connection() as driver:
                 await driver.execute(
                     _START_CALL,
                     (
@@ -275,10 +322,13 @@ class SqlTurnStore:
                         start.started_at,
                         start.worker_id,
                         start.settings_source,
+                        None if fence_document is None else json.dumps(fence_document),
                     ),
                 )
             return
-        row = self._start_row.bind(dataclasses.asdict(start))
+        row = self._start_row.bind(
+            {**dataclasses.asdict(start), "run_id": None if fence is None else fence.run_id}
+        )
         statement = (
             f"INSERT INTO fa_executions ({', '.join(_SQLITE_START_COLUMNS)}, status,"
             " input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,"
@@ -288,6 +338,8 @@ class SqlTurnStore:
 
         def write(connection: sqlite3.Connection) -> None:
             with _sqlite_transaction(connection):
+                if fence is not None:
+                    _sqlite_check_fence(connection, fence)
                 connection.execute(statement, row)
 
         await self._on_sqlite_thread(write)
@@ -307,6 +359,8 @@ class SqlTurnStore:
                 row = await cursor.fetchone()
         except DBAPIError as error:
             sqlstate = getattr(error.orig, "sqlstate", None)
+            if sqlstate == _LEASE_LOST_SQLSTATE:
+                raise _lease_lost_error(error) from None
             if sqlstate in (_NO_SESSION_SQLSTATE, _NOT_STARTED_SQLSTATE):
                 assert isinstance(error.orig, psycopg.Error)
                 reason = error.orig.diag.message_primary or sqlstate
@@ -318,6 +372,16 @@ class SqlTurnStore:
         if first is None or end.turn is None:
             return []
         return list(range(first, first + len(end.turn.messages)))
+
+    @asynccontextmanager
+    async def _fenced_errors(self) -> AsyncIterator[None]:
+        """FA003 (a refused fence) raised as LeaseLostError."""
+        try:
+            yield
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == _LEASE_LOST_SQLSTATE:
+                raise _lease_lost_error(error) from None
+            raise
 
     async def _on_sqlite_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `work` with the pooled sqlite3 connection, on its aiosqlite thread: one hop."""
@@ -361,10 +425,30 @@ class SqlTurnStore:
             + " WHERE execution_id = ?"
         )
         end_values = (end.status, ended, end.error, *(totals or ()), end.execution_id)
+        fence = end.fence
+        step = None
+        if end.step is not None:
+            step = self._step_row.bind(
+                {
+                    "run_id": end.step.run_id,
+                    "step_key": end.step.step_key,
+                    "kind": end.step.kind,
+                    "agent_name": end.step.agent_name,
+                    "lease_epoch": end.step.lease_epoch,
+                    "response": end.step.response,
+                    "body": end.step.body,
+                    "created_at": end.finished_at,
+                }
+            )
+        insert_step = self._step_row.insert("fa_run_steps").replace(
+            "INSERT INTO", "INSERT OR IGNORE INTO", 1
+        )
 
         def write(connection: sqlite3.Connection) -> list[int]:
             sequences: list[int] = []
             with _sqlite_transaction(connection):
+                if fence is not None:
+                    _sqlite_check_fence(connection, fence)
                 if turn is not None:
                     lineage = _sqlite_lineage(connection, turn.session_id, ended)
                     visible = " OR ".join(
@@ -393,9 +477,26 @@ class SqlTurnStore:
                     raise CallNotStartedError(f"the call {end.execution_id!r} has no running row")
                 if usage:
                     connection.executemany(insert_usage, usage)
+                if step is not None:
+                    connection.execute(insert_step, step)
             return sequences
 
         return await self._on_sqlite_thread(write)
+
+
+def _lease_lost_error(error: DBAPIError) -> LeaseLostError:
+    diag = getattr(error.orig, "diag", None)
+    return LeaseLostError(getattr(diag, "message_primary", None) or str(error.orig))
+
+
+def _sqlite_check_fence(connection: sqlite3.Connection, fence: Fence) -> None:
+    """Within the write transaction (the write lock is held from BEGIN IMMEDIATE): refuse
+    unless the run is running at the fence's epoch."""
+    found = connection.execute(
+        "SELECT status, lease_epoch FROM fa_runs WHERE run_id = ?", (fence.run_id,)
+    ).fetchone()
+    if found is None or tuple(found) != ("running", fence.lease_epoch):
+        raise lease_lost(fence, *(found or (None, None)))
 
 
 @contextmanager

@@ -43,13 +43,13 @@ from mcp_agent.db.api.event_streams import (
 from mcp_agent.db.api.problems import Problem, problem_response, problem_responses, problem_type
 from mcp_agent.db.api.routers.executions import Execution, execution_document
 from mcp_agent.db.api.routers.sessions import ConversationStore, SessionId, require_session
-from mcp_agent.db.errors import DatabaseUnavailableError, InputError, SchemaOutOfDateError
+from mcp_agent.db.errors import InputError
 from mcp_agent.db.events.feed import StoredEvent
 from mcp_agent.db.events.queries import read_events
-from mcp_agent.db.events.redaction import redact_text
 from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.limits import AGENT_NAME_MAX_LENGTH, MODEL_NAME_MAX_LENGTH
 from mcp_agent.db.models.types import utc_now
+from mcp_agent.db.runs.agent_runs import RunFailedError, run_stored_agent
 from mcp_agent.db.runtime import DatabaseRuntime
 
 router = APIRouter(prefix="/sessions", tags=["runs"])
@@ -90,14 +90,6 @@ class RunReply(BaseModel):
     reply: str
     #: The run's call with its totals (tokens, cost); GET /v1/executions/{id} gives its tree.
     execution: Execution | None = None
-
-
-class RunFailedError(Exception):
-    """The agent's run failed (its configuration, its provider, a tool): not this server."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,52 +153,6 @@ Runs = Annotated[RunQueue, Depends(run_queue)]
 
 # ---------------------------------------------------------------------------------------------
 # A run
-
-
-def _describe(error: BaseException) -> str:
-    return redact_text(f"{type(error).__name__}: {error}".strip().rstrip(":"))
-
-
-async def run_stored_agent(
-    raw_url: str, session_id: str, agent: str, message: str, model: str | None
-) -> str:
-    """The reply of `agent` to `message` in the session, run as `fast-agent-db run` runs it.
-
-    Raises:
-        RunFailedError: upstream refused the configuration, or the run raised (a turn the
-            database refused included).
-        DatabaseUnavailableError, SchemaOutOfDateError: the database cannot be used.
-    """
-    from mcp_agent.db.fastagent import FastAgent
-
-    def new_app() -> FastAgent:
-        fast = FastAgent(
-            "fast-agent-db", database_url=raw_url, session_id=session_id, parse_cli_args=False
-        )
-        # A server has no console to show progress, chat or a usage table on.
-        fast.args.quiet = True
-        if model:
-            fast.args.model = model  # upstream's --model: for agents without a model of their own
-        return fast
-
-    # Its constructor reads the settings synchronously: off the server's event loop.
-    fast = await asyncio.to_thread(new_app)
-    try:
-        await fast.load_definitions(agent)
-        async with fast.run() as app:
-            return await app[agent].send(message)
-    except SystemExit as stopped:
-        # Upstream reports a configuration it cannot run (a missing server or API key, an
-        # unknown model) and raises SystemExit: caught here, inside the run's task, since a
-        # SystemExit escaping a task stops the event loop, and the server with it.
-        cause = stopped.__context__ or stopped
-        raise RunFailedError(f"the run could not start: {_describe(cause)}") from None
-    except (DatabaseUnavailableError, SchemaOutOfDateError, asyncio.CancelledError):
-        raise  # this server's trouble, not the run's: a 503 (problems.py)
-    except Exception as error:
-        raise RunFailedError(f"the run failed: {_describe(error)}") from error
-    finally:
-        await fast.close_database()  # only left open when the run never started
 
 
 async def _run_execution(
