@@ -24,6 +24,9 @@ from mcp_agent.db.settings.sql import SqlSettingsStore
 from mcp_agent.db.turns.base import TurnStore
 from mcp_agent.db.turns.in_memory import InMemoryTurnStore
 from mcp_agent.db.turns.sql import SqlTurnStore
+from mcp_agent.db.webhooks.base import WebhookStore
+from mcp_agent.db.webhooks.in_memory import InMemoryWebhookStore
+from mcp_agent.db.webhooks.sql import SqlWebhookStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class Stores:
     turns: TurnStore
     executions: ExecutionStore
     events: EventSink
+    webhooks: WebhookStore
     #: The database of the SQL stores; None in memory.
     runtime: DatabaseRuntime | None
 
@@ -63,6 +67,7 @@ def in_memory_stores() -> Stores:
         turns=turns,
         executions=InMemoryExecutionStore(turns),
         events=InMemoryEventSink(),
+        webhooks=InMemoryWebhookStore(),
         runtime=None,
     )
 
@@ -76,5 +81,6 @@ def sql_stores(backend: str, runtime: DatabaseRuntime) -> Stores:
         turns=SqlTurnStore(runtime),
         executions=SqlExecutionStore(runtime),
         events=SqlEventSink(runtime),
+        webhooks=SqlWebhookStore(runtime),
         runtime=runtime,
     )
