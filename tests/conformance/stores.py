@@ -17,6 +17,9 @@ from mcp_agent.db.events.sql import SqlEventSink
 from mcp_agent.db.executions.base import ExecutionStore
 from mcp_agent.db.executions.in_memory import InMemoryExecutionStore
 from mcp_agent.db.executions.sql import SqlExecutionStore
+from mcp_agent.db.runs.base import RunStore
+from mcp_agent.db.runs.in_memory import InMemoryRunStore
+from mcp_agent.db.runs.sql import SqlRunStore
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.base import SettingsStore
 from mcp_agent.db.settings.in_memory import InMemorySettingsStore
@@ -43,6 +46,8 @@ class Stores:
     executions: ExecutionStore
     events: EventSink
     webhooks: WebhookStore
+    #: Its retries wait no backoff, so a test can claim a retried run at once.
+    runs: RunStore
     #: The database of the SQL stores; None in memory.
     runtime: DatabaseRuntime | None
 
@@ -59,15 +64,23 @@ def in_memory_stores() -> Stores:
     settings = InMemorySettingsStore()
     conversations = InMemoryConversationStore()
     turns = InMemoryTurnStore(conversations)
+    definitions = InMemoryDefinitionStore(settings=settings)
+    webhooks = InMemoryWebhookStore()
     return Stores(
         backend="memory",
         settings=settings,
-        definitions=InMemoryDefinitionStore(settings=settings),
+        definitions=definitions,
         conversations=conversations,
         turns=turns,
         executions=InMemoryExecutionStore(turns),
         events=InMemoryEventSink(),
-        webhooks=InMemoryWebhookStore(),
+        webhooks=webhooks,
+        runs=InMemoryRunStore(
+            definitions=definitions,
+            conversations=conversations,
+            webhooks=webhooks,
+            retry_backoff_s=0,
+        ),
         runtime=None,
     )
 
@@ -82,5 +95,6 @@ def sql_stores(backend: str, runtime: DatabaseRuntime) -> Stores:
         executions=SqlExecutionStore(runtime),
         events=SqlEventSink(runtime),
         webhooks=SqlWebhookStore(runtime),
+        runs=SqlRunStore(runtime, retry_backoff_s=0),
         runtime=runtime,
     )
