@@ -19,8 +19,13 @@ import argparse
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+#: Called with a request's number (from 1) and body before it is answered, on the request's own
+#: thread: it may block, holding that request in flight (a test kills its client meanwhile).
+HoldHook = Callable[[int, dict[str, Any]], None]
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -47,9 +52,14 @@ def decide(request: dict[str, Any]) -> dict[str, Any]:
 class FakeOpenAIServer:
     """Serve in a background thread: `with FakeOpenAIServer() as server: server.base_url`."""
 
-    def __init__(self, port: int = 0, *, model: str = "fake-model") -> None:
+    def __init__(
+        self, port: int = 0, *, model: str = "fake-model", hold: HoldHook | None = None
+    ) -> None:
         self.requests: list[dict[str, Any]] = []
+        #: Numbers (from 1) of the requests whose whole response was written.
+        self.answered: list[int] = []
         self.model = model
+        self.hold = hold
         self._lock = threading.Lock()
         server = self
 
@@ -62,7 +72,14 @@ class FakeOpenAIServer:
                 with server._lock:
                     server.requests.append(body)
                     call_number = len(server.requests)
-                server._respond(self, body, call_number)
+                if server.hold is not None:
+                    server.hold(call_number, body)
+                try:
+                    server._respond(self, body, call_number)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client went away (killed) while its request was held
+                with server._lock:
+                    server.answered.append(call_number)
 
         self._http = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
