@@ -197,16 +197,21 @@ class WebhookDeliverer:
             _deliveries.c.next_attempt_at <= (now if due_by is None else min(now, due_by)),
             or_(_deliveries.c.lease_expires_at.is_(None), _deliveries.c.lease_expires_at < now),
         )
+        # A materialised CTE, run once: as `IN (subquery)` PostgreSQL may rescan the
+        # subquery during the update, each rescan locking more rows, so one deliverer took
+        # every due row whatever the limit and left none to the others.
         due = (
             select(_deliveries.c.delivery_id)
             .where(*claimable)
             .order_by(_deliveries.c.next_attempt_at, _deliveries.c.delivery_id)
             .limit(self.batch_size)
             .with_for_update(skip_locked=True)
+            .cte("due")
+            .prefix_with("MATERIALIZED")
         )
         claim = (
             update(_deliveries)
-            .where(_deliveries.c.delivery_id.in_(due.scalar_subquery()), *claimable)
+            .where(_deliveries.c.delivery_id == due.c.delivery_id, *claimable)
             .values(
                 lease_owner=self.worker_id,
                 lease_expires_at=now + timedelta(seconds=self.timeout_s + LEASE_MARGIN_S),
