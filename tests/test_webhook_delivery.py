@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -120,6 +121,7 @@ async def test_a_receiver_failing_twice_gets_one_signed_delivery_and_3_attempts(
         signature_header=headers[SIGNATURE_HEADER],
     )
     assert json.loads(accepted.body) == delivery.payload
+    assert documented_check()(secret, headers, accepted.body)
     # The same delivery id on every try: a receiver drops repeats by it.
     assert {request.headers[DELIVERY_HEADER] for request in receiver.requests} == {
         delivery.delivery_id
@@ -137,6 +139,15 @@ async def test_a_receiver_failing_twice_gets_one_signed_delivery_and_3_attempts(
     ]
     assert all(attempt.worker_id == "test:1" for attempt in delivery.attempt_log)
     assert all(attempt.duration_ms is not None for attempt in delivery.attempt_log)
+
+
+def documented_check() -> Callable[..., bool]:
+    """The verification snippet of docs/durable-runs.md, run as written."""
+    document = (Path(__file__).parents[1] / "docs" / "durable-runs.md").read_text()
+    snippet = document.split("## Webhooks", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)  # noqa: S102 - our own documentation
+    return namespace["is_fast_agent_delivery"]  # type: ignore[return-value]
 
 
 def free_port() -> int:
