@@ -19,6 +19,7 @@ from mcp_agent.db.executions.in_memory import InMemoryExecutionStore
 from mcp_agent.db.executions.sql import SqlExecutionStore
 from mcp_agent.db.runs.base import RunStore
 from mcp_agent.db.runs.in_memory import InMemoryRunStore
+from mcp_agent.db.runs.journal import InMemoryRunJournal, RunJournal, SqlRunJournal
 from mcp_agent.db.runs.sql import SqlRunStore
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.base import SettingsStore
@@ -48,6 +49,8 @@ class Stores:
     webhooks: WebhookStore
     #: Its retries wait no backoff, so a test can claim a retried run at once.
     runs: RunStore
+    #: Its writes (and the turn store's fenced ones) are fenced by `hold_run`'s leases.
+    journal: RunJournal
     #: The database of the SQL stores; None in memory.
     runtime: DatabaseRuntime | None
 
@@ -59,11 +62,23 @@ class Stores:
             return list(self.events.events)
         return [event for _event_id, event in await read_events(self.runtime, limit=1_000_000)]
 
+    async def hold_run(self, run_id: str, lease_epoch: int, status: str = "running") -> None:
+        """Make the run `status` at `lease_epoch`, as a claim (or an end) leaves it: the
+        journal's tests need leases without the run store's claim order."""
+        if self.runtime is None:
+            assert isinstance(self.journal, InMemoryRunJournal)
+            self.journal.hold(run_id, lease_epoch, status)
+            return
+        from tests.support.run_leases import hold_run_row
+
+        await hold_run_row(self.runtime, run_id, lease_epoch, status)
+
 
 def in_memory_stores() -> Stores:
     settings = InMemorySettingsStore()
     conversations = InMemoryConversationStore()
-    turns = InMemoryTurnStore(conversations)
+    journal = InMemoryRunJournal()
+    turns = InMemoryTurnStore(conversations, journal=journal)
     definitions = InMemoryDefinitionStore(settings=settings)
     webhooks = InMemoryWebhookStore()
     return Stores(
@@ -81,6 +96,7 @@ def in_memory_stores() -> Stores:
             webhooks=webhooks,
             retry_backoff_s=0,
         ),
+        journal=journal,
         runtime=None,
     )
 
@@ -96,5 +112,6 @@ def sql_stores(backend: str, runtime: DatabaseRuntime) -> Stores:
         events=SqlEventSink(runtime),
         webhooks=SqlWebhookStore(runtime),
         runs=SqlRunStore(runtime, retry_backoff_s=0),
+        journal=SqlRunJournal(runtime),
         runtime=runtime,
     )

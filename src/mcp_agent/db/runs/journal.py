@@ -195,11 +195,16 @@ class SqlRunJournal:
 
     async def put(self, step: JournalStep) -> bool:
         insert = postgres_insert if self._runtime.dialect == "postgresql" else sqlite_insert
-        statement = insert(RunStepRow).values(step_values(step)).on_conflict_do_nothing()
+        statement = (
+            insert(RunStepRow)
+            .values(step_values(step))
+            .on_conflict_do_nothing()
+            .returning(RunStepRow.step_key)
+        )
         async with self._runtime.engine.begin() as connection:
             await check_fence(connection, step.fence)
             stored = await connection.execute(statement)
-            return stored.rowcount == 1
+            return stored.first() is not None
 
     async def steps(self, run_id: str) -> list[JournalStep]:
         """Every stored step of the run, oldest first (for inspection and tests)."""
