@@ -161,6 +161,39 @@ def test_agent_calls_target() -> None:
     assert "self.generate(" in inspect.getsource(BaseAgent.send)
 
 
+def test_run_steps_targets() -> None:
+    """patches/run_steps: the SDKs' httpx client class inherits `send` from httpx (the patch
+    sets and then deletes its own), and every tool call goes through MCPAggregator.call_tool."""
+    import inspect
+
+    import anthropic._base_client
+    import httpx
+    import openai._base_client
+    from mcp_agent.llm.augmented_llm import AugmentedLLM
+    from mcp_agent.llm.augmented_llm_passthrough import PassthroughLLM
+    from mcp_agent.mcp.mcp_aggregator import MCPAggregator
+
+    from mcp_agent.db.patches import run_steps
+
+    wrappers = (
+        openai._base_client.AsyncHttpxClientWrapper,
+        anthropic._base_client.AsyncHttpxClientWrapper,
+    )
+    original_call_tool = vars(MCPAggregator)["call_tool"]
+    for wrapper in wrappers:
+        assert issubclass(wrapper, httpx.AsyncClient) and "send" not in vars(wrapper)
+        assert "AsyncHttpxClientWrapper(" in inspect.getsource(inspect.getmodule(wrapper))
+    assert "self.aggregator.call_tool(" in inspect.getsource(AugmentedLLM.call_tool)
+    assert "self.aggregator.call_tool(" in inspect.getsource(
+        PassthroughLLM._call_tool_and_return_result
+    )
+    with run_steps.recording():
+        assert all("send" in vars(wrapper) for wrapper in wrappers)
+        assert vars(MCPAggregator)["call_tool"] is not original_call_tool
+    assert not any("send" in vars(wrapper) for wrapper in wrappers)
+    assert vars(MCPAggregator)["call_tool"] is original_call_tool
+
+
 async def test_patches_hold_only_during_a_database_backed_run(
     database_url: str, fresh_upstream_state: None
 ) -> None:

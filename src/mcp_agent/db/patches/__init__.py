@@ -18,6 +18,8 @@ relies on, so a pin bump that moves it fails loudly instead of silently bypassin
   database-backed run.
 * `agent_calls`: each running agent instance's `generate` / `structured`; during a
   database-backed run.
+* `run_steps`: the OpenAI and Anthropic SDKs' `AsyncHttpxClientWrapper.send` and
+  `MCPAggregator.call_tool`; while a worker executes a durable run (the step journal).
 * `llm_histories`: an LLM's `_message_history` and `history`, read and written (not replaced).
 
 This package's `__init__` imports nothing: the drop-in activation loads `drop_in` on every
