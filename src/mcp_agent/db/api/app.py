@@ -31,10 +31,12 @@ def _resource_routers() -> list[APIRouter]:
         executions,
         models,
         providers,
+        queued_runs,
         runs,
         servers,
         sessions,
         settings,
+        webhooks,
     )
 
     return [
@@ -45,6 +47,8 @@ def _resource_routers() -> list[APIRouter]:
         agents.router,
         sessions.router,
         runs.router,
+        queued_runs.router,
+        webhooks.router,
         executions.router,
         events.router,
     ]
