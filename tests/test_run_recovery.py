@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from mcp_agent.db.conversations.sql import SqlConversationStore
 from mcp_agent.db.models import ExecutionRow
 from mcp_agent.db.models.runs import RunRow
+from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runs.journal import SqlRunJournal
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
@@ -294,3 +295,19 @@ async def test_a_stopped_worker_past_its_lease_cannot_write_and_says_so(
         assert [step.kind for step in steps if step.lease_epoch == 1] == ["llm"]
         assert_no_orphaned_tool_call(fake_openai.requests)
         assert_no_repeated_request(fake_openai.requests)
+
+
+@pytest.mark.slow
+@pytest.mark.one_backend("sqlite")
+async def test_a_cancelled_run_stops_at_its_first_boundary(
+    database_url: str, fake_openai: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    await configure_assistant(database_url, fake_openai.base_url, tmp_path)
+    async with await DatabaseRuntime.open(database_url) as runtime:
+        run_id = await submit(
+            runtime, "assistant", TOOL_CALL_MESSAGE, "cancelled", cancel_requested_at=utc_now()
+        )
+        done = run_worker(database_url)
+        assert f"outcome {run_id} cancelled" in done.stdout, describe(done)
+        assert fake_openai.requests == []
+        assert await run_executions(runtime, run_id) == []

@@ -143,7 +143,10 @@ async def work(database_url: str, lease_s: float, runs: int) -> int:
                 await asyncio.sleep(0.2)
                 continue
             print(f"claimed {claimed.run.run_id} epoch {claimed.lease.epoch}", flush=True)
-            control = RunControl(lease=claimed.lease)
+            control = RunControl(
+                lease=claimed.lease,
+                cancel_requested=claimed.run.cancel_requested_at is not None,
+            )
             beating = asyncio.create_task(heartbeat(runtime, control, lease_s))
             try:
                 outcome = await execute_claimed_run(runtime, claimed, control)
