@@ -383,7 +383,7 @@ async def test_a_running_deliverer_wakes_for_new_deliveries(
     running = asyncio.create_task(worker.run(stop))
     try:
         if postgres:
-            await wait_until(lambda: _listening(runtime))
+            await wait_until(lambda: _listeners(runtime, 1))
         await end_a_run(runtime)
         await wait_until(lambda: len(receiver.accepted) == 1)
         await end_a_run(runtime)
@@ -392,18 +392,6 @@ async def test_a_running_deliverer_wakes_for_new_deliveries(
         stop.set()
         await running
     assert len(receiver.requests) == 2
-
-
-async def _listening(runtime: DatabaseRuntime) -> bool:
-    """Whether the deliverer's LISTEN connection is up."""
-    async with runtime.engine.connect() as connection:
-        found = await connection.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                "'fast-agent-db webhook deliverer' AND query LIKE 'LISTEN%'"
-            )
-        )
-    return bool(found)
 
 
 async def test_the_secret_is_in_no_table_and_no_cli_output(
@@ -516,3 +504,83 @@ async def test_webhooks_deliver_runs_until_sigterm(
     done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert process.returncode == 0 and len(receiver.accepted) == 1, describe(done)
     assert secret.encode() not in stdout + stderr
+
+
+def deliver_process(database_url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mcp_agent.db.cli", "webhooks", "deliver"]
+        + ["--database-url", database_url],
+        env={**os.environ, DEFAULT_SECRET_ENV: SECRET},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.one_backend("postgresql")
+async def test_two_deliver_processes_racing_deliver_each_delivery_once(
+    database_url: str, runtime: DatabaseRuntime
+) -> None:
+    """Two `webhooks deliver` processes woken by one NOTIFY for 100 deliveries, against a
+    slow receiver (each POST takes 20 ms), so both have batches in flight at once."""
+    receiver = Receiver(delay_s=0.02).start()
+    deliveries = 100
+    processes = [deliver_process(database_url) for _ in range(2)]
+    try:
+        await SqlWebhookStore(runtime).add(receiver.url)
+        if runtime.engine.dialect.name == "postgresql":
+            await wait_until(lambda: _listeners(runtime, 2))
+        async with runtime.engine.begin() as connection:
+            for _ in range(deliveries):
+                run = ended_run()
+                await insert_run_row(connection, run)
+                await enqueue_run_end(connection, run)
+        await wait_until(
+            lambda: (
+                len(receiver.requests) >= deliveries
+                or any(process.poll() is not None for process in processes)
+            )
+        )
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        outputs = [
+            await asyncio.to_thread(process.communicate, timeout=GUARD_S) for process in processes
+        ]
+    finally:
+        receiver.stop()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        assert process.returncode == 0, describe(done)
+    sent = [request.headers[DELIVERY_HEADER] for request in receiver.requests]
+    assert len(sent) == deliveries and len(set(sent)) == deliveries
+    async with runtime.engine.connect() as connection:
+        per_worker = dict(
+            (
+                await connection.execute(
+                    select(WebhookAttemptRow.worker_id, func.count()).group_by(
+                        WebhookAttemptRow.worker_id
+                    )
+                )
+            ).all()
+        )
+        delivered = await connection.scalar(
+            select(func.count())
+            .select_from(WebhookDeliveryRow)
+            .where(WebhookDeliveryRow.status == "delivered", WebhookDeliveryRow.attempts == 1)
+        )
+    assert delivered == deliveries
+    assert len(per_worker) == 2 and sum(per_worker.values()) == deliveries, per_worker
+
+
+async def _listeners(runtime: DatabaseRuntime, count: int) -> bool:
+    async with runtime.engine.connect() as connection:
+        found = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                "'fast-agent-db webhook deliverer' AND query LIKE 'LISTEN%'"
+            )
+        )
+    return found == count

@@ -4,6 +4,7 @@ local receiver (http.server on 127.0.0.1 in a thread) that records what it is se
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,9 +88,11 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers `fail_first` requests with 500, then 200; records every request."""
+    """Answers `fail_first` requests with 500, then 200, each after `delay_s`; records every
+    request."""
 
     fail_first: int = 0
+    delay_s: float = 0.0
     port: int = 0
     requests: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -110,6 +113,8 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)  # a slow receiver (its own thread)
                 with receiver._lock:
                     answered = 500 if len(receiver.requests) < receiver.fail_first else 200
                     receiver.requests.append(Received(dict(self.headers), body, answered))
