@@ -16,6 +16,7 @@ import pytest
 
 from mcp_agent.db.migration_runner import MigrationRunner
 from mcp_agent.db.runtime import DatabaseRuntime
+from mcp_agent.db.testing.embedded_postgres import choose_postgres
 from tests.support.databases import PostgresDatabases, postgres_server
 
 BACKENDS = [
@@ -26,8 +27,14 @@ BACKENDS = [
 
 @pytest.fixture(scope="session")
 def postgres_databases() -> Iterator[PostgresDatabases]:
-    with postgres_server() as server_url:
-        yield PostgresDatabases(server_url)
+    choice = choose_postgres()
+    with postgres_server(choice) as server_url:
+        databases = PostgresDatabases(server_url)
+        if choice.source == "embedded":
+            # Ours to configure (a configured server never is): a throwaway server needs no
+            # flush to disk, and each test's CREATE DATABASE no longer waits on one.
+            databases.skip_flushes_to_disk()
+        yield databases
 
 
 @pytest.fixture(scope="session")
@@ -110,15 +117,31 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
         f"PostgreSQL: {choice.source} ({choice.reason})",
         f"tests marked one_backend: {scope}",
+        "PostgreSQL cases of tests that also run on SQLite (outside tests/conformance): "
+        + ("not slow" if _every_backend() else "marked slow, so not in the fast loop"),
     ]
 
 
+def _sqlite_twin(nodeid: str) -> str:
+    """The node id of the SQLite case of a PostgreSQL case (its parameters' id changed)."""
+    name, bracket, parameters = nodeid.partition("[")
+    return name + bracket + parameters.replace("postgresql", "sqlite")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the other backend's case of a test marked `one_backend(NAME)`: real-process
-    tests whose point is not the store (the conformance suite runs every store on both) run
-    once, so the slow part of the suite costs half."""
+    """Two rules that keep the everyday loop (`-m "not slow"`) short, both off with
+    FAST_AGENT_TEST_EVERY_BACKEND=1:
+
+    * a test marked `one_backend(NAME)` runs on that backend only: real-process tests whose
+      point is not the store (the conformance suite runs every store on both) run once;
+    * outside tests/conformance, the PostgreSQL case of a test that also runs on SQLite is
+      marked `slow`: the fast loop runs the conformance suite on memory, SQLite and PostgreSQL,
+      the PostgreSQL-only tests, and everything else on SQLite. The full run has every case.
+    """
     if _every_backend():
         return
+    collected = {item.nodeid for item in items}
     kept, dropped = [], []
     for item in items:
         marker = item.get_closest_marker("one_backend")
@@ -126,8 +149,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         backend = callspec.params.get("backend") if callspec is not None else None
         if marker is not None and backend is not None and backend != marker.args[0]:
             dropped.append(item)
-        else:
-            kept.append(item)
+            continue
+        kept.append(item)
+        if (
+            item.get_closest_marker("postgresql") is not None
+            and "/conformance/" not in item.nodeid
+            and _sqlite_twin(item.nodeid) in collected
+        ):
+            item.add_marker(pytest.mark.slow)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -152,6 +152,7 @@ async def test_a_streamed_run_sends_its_events_then_the_reply(api: ApiClient) ->
     assert sorted(item["event_id"] for item in stored["items"]) == ids
 
 
+@pytest.mark.slow  # several whole runs
 async def test_a_failing_run_is_a_502_problem_and_the_server_goes_on(
     api: ApiClient, database_url: str
 ) -> None:
@@ -214,6 +215,7 @@ async def test_bad_run_requests_name_the_field_and_run_nothing(
     assert await _counts(api) == (0, 0)
 
 
+@pytest.mark.slow  # several whole runs
 async def test_runs_take_turns_and_a_full_queue_is_a_429(api: ApiClient) -> None:
     api.app.state.run_queue = RunQueue(max_waiting=0)
     slow = asyncio.create_task(
@@ -254,6 +256,7 @@ async def test_runs_take_turns_and_a_full_queue_is_a_429(api: ApiClient) -> None
     )
 
 
+@pytest.mark.slow  # several whole runs
 async def test_a_run_whose_client_leaves_still_completes(api: ApiClient) -> None:
     async with (
         streaming_client(api.app, api.token) as client,

@@ -132,6 +132,7 @@ async def finished(process: asyncio.subprocess.Process) -> str:
     return stdout.decode()
 
 
+@pytest.mark.slow  # writer processes
 async def test_events_another_process_writes_reach_a_follower_while_it_runs(
     database_url: str, runtime: DatabaseRuntime, tmp_path: Path
 ) -> None:
@@ -153,6 +154,7 @@ async def test_events_another_process_writes_reach_a_follower_while_it_runs(
     assert_in_id_order_once(received)
 
 
+@pytest.mark.slow  # writer processes
 async def test_a_follower_resuming_from_the_last_id_it_saw_misses_and_repeats_nothing(
     database_url: str, runtime: DatabaseRuntime, tmp_path: Path
 ) -> None:

@@ -47,6 +47,15 @@ class PostgresDatabases:
         self._execute(f'CREATE DATABASE "{name}"{clause}')
         return name
 
+    def skip_flushes_to_disk(self) -> None:
+        """fsync, full-page writes and synchronous commit off, for a server that lives only
+        as long as the test run: a crash of the machine is the only thing they guard against,
+        and a stopped or killed server loses nothing without them (the OS has the pages)."""
+        with psycopg.connect(self._admin_url, autocommit=True) as connection:
+            for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+                connection.execute(f"ALTER SYSTEM SET {setting} = off")
+            connection.execute("SELECT pg_reload_conf()")
+
     def drop(self, name: str) -> None:
         self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
