@@ -54,6 +54,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "serve": LazyCommand("mcp_agent.db.cli.serve", "serve"),
     "tokens": LazyCommand("mcp_agent.db.cli.tokens", "app"),
     "webhooks": LazyCommand("mcp_agent.db.cli.webhooks", "app"),
+    "runs": LazyCommand("mcp_agent.db.cli.runs", "app"),
+    "worker": LazyCommand("mcp_agent.db.cli.worker", "worker"),
 }
 
 

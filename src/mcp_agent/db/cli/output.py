@@ -21,6 +21,7 @@ from mcp_agent.db.errors import (
     ConfigError,
     DatabaseUrlError,
     DefinitionError,
+    DuplicateRunError,
     FastAgentDbError,
     InputError,
     SessionError,
@@ -74,6 +75,7 @@ _BAD_INPUT = (
     InputError,
     ConfigError,
     DefinitionError,
+    DuplicateRunError,
     SessionError,
     UnknownValueError,
 )
