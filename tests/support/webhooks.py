@@ -79,11 +79,20 @@ async def store_run(runtime: DatabaseRuntime | None, run: Run) -> Run:
     return run
 
 
+class _Server(ThreadingHTTPServer):
+    # http.server's listen backlog is 5: concurrent deliveries beyond it had their
+    # connections dropped and retried by TCP a second later.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @dataclass
 class Received:
     headers: dict[str, str]
     body: bytes
     answered: int
+    #: time.perf_counter() when the request had been read.
+    received_at: float = 0.0
 
 
 @dataclass
@@ -111,13 +120,19 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a real receiver: HTTP/1.0 would open a connection per delivery.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                received_at = time.perf_counter()
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)  # a slow receiver (its own thread)
                 with receiver._lock:
                     answered = 500 if len(receiver.requests) < receiver.fail_first else 200
-                    receiver.requests.append(Received(dict(self.headers), body, answered))
+                    receiver.requests.append(
+                        Received(dict(self.headers), body, answered, received_at)
+                    )
                 self.send_response(answered)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -125,7 +140,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

@@ -19,6 +19,7 @@ again, and the receiver drops a repeat by its X-Fast-Agent-Delivery id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -164,6 +165,9 @@ class WebhookDeliverer:
             poll_interval_s = POSTGRES_POLL_INTERVAL_S if self._postgres else SQLITE_POLL_INTERVAL_S
         self._poll_interval_s = poll_interval_s
         self._client: httpx.AsyncClient | None = None
+        # SQLite has one writer: concurrent records from this process's pool would wait in
+        # SQLite's busy handler, which sleeps in steps of up to 100 ms; they take turns here.
+        self._sqlite_writes = None if self._postgres else asyncio.Lock()
 
     # -----------------------------------------------------------------------------------------
     # One pass
@@ -285,7 +289,7 @@ class WebhookDeliverer:
         else:
             delay = retry_delay_s(attempt, base_s=self._retry_base_s, cap_s=self._retry_cap_s)
             state |= {"next_attempt_at": now + timedelta(seconds=delay)}
-        async with self._runtime.engine.begin() as connection:
+        async with self._writing(), self._runtime.engine.begin() as connection:
             await connection.execute(
                 insert(_attempts).values(
                     delivery_id=delivery.delivery_id,
@@ -311,6 +315,9 @@ class WebhookDeliverer:
                 f"delivery {delivery.delivery_id}: the lease ran out before its attempt was "
                 "recorded (another deliverer has it now); the attempt is kept"
             )
+
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._sqlite_writes or contextlib.nullcontext()
 
     # -----------------------------------------------------------------------------------------
     # Running
