@@ -584,3 +584,26 @@ async def _listeners(runtime: DatabaseRuntime, count: int) -> bool:
             )
         )
     return found == count
+
+
+async def test_a_url_that_cannot_be_sent_to_is_a_failed_attempt_of_its_own(
+    runtime: DatabaseRuntime, receiver: Receiver, secret: str
+) -> None:
+    """A delivery whose stored URL httpx refuses (written before a rule, or by hand) fails
+    alone: the pass still delivers and records the others."""
+    store = SqlWebhookStore(runtime)
+    await store.add(receiver.url)
+    broken = await store.add("https://hooks.example.com/broken")
+    async with runtime.engine.begin() as connection:
+        await connection.execute(
+            update(WebhookRow)
+            .where(WebhookRow.webhook_id == broken.webhook_id)
+            .values(url="http://[::1/hook")
+        )
+    run_id = await end_a_run(runtime)
+    assert await deliverer(runtime).deliver_due() == 2
+    outcomes = {d.url: d for d in await store.deliveries(run_id=run_id)}
+    assert outcomes[receiver.url].status == "delivered"
+    refused = outcomes["http://[::1/hook"]
+    assert refused.status == "pending" and refused.attempts == 1
+    assert refused.last_error is not None and "URL" in refused.last_error

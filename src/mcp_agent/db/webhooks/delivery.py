@@ -261,7 +261,9 @@ class WebhookDeliverer:
         started = time.perf_counter()
         try:
             response = await client.post(delivery.url, content=body, headers=headers)
-        except httpx.HTTPError as error:
+        except Exception as error:  # noqa: BLE001 - any failure to send is a failed attempt
+            # (httpx.HTTPError mostly; httpx.InvalidURL and encoding errors are not among
+            # them, and must not leave the pass's other deliveries unrecorded.)
             duration_ms = round((time.perf_counter() - started) * 1000)
             detail = str(error) or type(error).__name__
             return _Outcome(attempted_at, None, f"{type(error).__name__}: {detail}", duration_ms)
