@@ -52,7 +52,8 @@ RETRY_CAP_S = 3600.0
 #: Deliveries claimed per pass, and POSTed at once within it.
 DEFAULT_BATCH_SIZE = 32
 CONCURRENT_POSTS = 8
-#: How long a claim holds a delivery beyond the request timeout: the POST and its record fit.
+#: How long a claim holds its deliveries beyond the pass's POSTs (their timeouts, in rounds of
+#: CONCURRENT_POSTS): the records fit in it.
 LEASE_MARGIN_S = 30.0
 #: SQLite (no notifications): how often an idle deliverer looks for due deliveries.
 SQLITE_POLL_INTERVAL_S = 1.0
@@ -165,6 +166,10 @@ class WebhookDeliverer:
             poll_interval_s = POSTGRES_POLL_INTERVAL_S if self._postgres else SQLITE_POLL_INTERVAL_S
         self._poll_interval_s = poll_interval_s
         self._client: httpx.AsyncClient | None = None
+        # The last delivery of a pass may wait for every round of POSTs before it to time
+        # out: its lease must outlast them all, or another deliverer could POST it meanwhile.
+        rounds = -(-batch_size // CONCURRENT_POSTS)
+        self.lease_s = rounds * self.timeout_s + LEASE_MARGIN_S
         # SQLite has one writer: concurrent records from this process's pool would wait in
         # SQLite's busy handler, which sleeps in steps of up to 100 ms; they take turns here.
         self._sqlite_writes = None if self._postgres else asyncio.Lock()
@@ -218,7 +223,7 @@ class WebhookDeliverer:
             .where(_deliveries.c.delivery_id == due.c.delivery_id, *claimable)
             .values(
                 lease_owner=self.worker_id,
-                lease_expires_at=now + timedelta(seconds=self.timeout_s + LEASE_MARGIN_S),
+                lease_expires_at=now + timedelta(seconds=self.lease_s),
             )
             .returning(
                 _deliveries.c.delivery_id,
