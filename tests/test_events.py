@@ -354,3 +354,25 @@ async def test_ctrl_c_flushes_the_events_of_the_interrupted_run(
     assert "Traceback" not in output(), output()
     # Emitted while shutting down after Ctrl-C: stored only because the exit path flushes.
     assert "MCPAgent cleanup" in captured, f"{captured}\n{output()}"
+
+
+async def test_processes_creating_the_same_partitions_at_once_all_succeed(
+    database_url: str,
+) -> None:
+    """Workers on several machines start their first run at the same moment: each finds next
+    month's partition missing. The creation is serialised, so none fails on DuplicateTable
+    (found by tests/test_runs_across_hosts.py, where such a run failed)."""
+    later = datetime(2031, 3, 15, tzinfo=UTC)  # months no test has made partitions for
+    runtimes = [await DatabaseRuntime.open(database_url) for _ in range(6)]
+    try:
+        created = await asyncio.gather(
+            *(SqlEventSink(runtime).ensure_partitions(later) for runtime in runtimes)
+        )
+    finally:
+        for runtime in runtimes:
+            await runtime.close()
+    made = sorted(name for names in created for name in names)
+    if runtimes[0].dialect == "postgresql":
+        assert made == ["fa_events_2031_03", "fa_events_2031_04"]  # each made once
+    else:
+        assert made == []  # SQLite has no partitions

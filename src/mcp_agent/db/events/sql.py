@@ -45,6 +45,10 @@ _COPY_CHUNK = 250  # rows per write within one COPY
 EVENTS_CHANNEL = "fa_events"
 #: Serialises batches into fa_events (an arbitrary, fixed advisory-lock key, "fa-evnt").
 EVENT_ORDER_LOCK_KEY = 0x66612D65766E74
+#: Serialises the creation of fa_events partitions ("fa-part"): processes that start their
+#: first run at the same time (workers on several machines) would otherwise all find a
+#: month's partition missing and all create it, and all but one fail on DuplicateTable.
+_PARTITION_LOCK_KEY = 0x66612D70617274
 #: Run first in every transaction that writes fa_events on PostgreSQL, before any event_id is
 #: drawn. The lock is held to the commit, so batches commit in the order of their event_ids
 #: (ids drawn after the lock are above every id of the batches before): a reader never sees
@@ -236,6 +240,9 @@ class SqlEventSink:
             name = partition_name(start)
             try:
                 async with self._runtime.engine.begin() as connection:
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PARTITION_LOCK_KEY}
+                    )
                     exists = await connection.scalar(
                         text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}
                     )
