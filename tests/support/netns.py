@@ -138,9 +138,14 @@ class Host:
         return f"10.200.{self.subnet_index}.0/24"
 
     def command(self, *arguments: str | os.PathLike[str]) -> list[str]:
-        """`arguments` run inside the host (environment and files as ours: only the network
-        differs)."""
-        return ["ip", "netns", "exec", self.name, *map(str, arguments)]
+        """`arguments` run inside the host: its network, and its own host name (the
+        namespace's name, in a UTS namespace of its own), so what names its machine (a
+        worker's id, `host:pid`) names this host. Environment and files are ours."""
+        set_hostname = 'hostname "$0" && exec "$@"'
+        return [
+            "ip", "netns", "exec", self.name, "unshare", "--uts", "sh", "-c", set_hostname,
+            self.name, *map(str, arguments),
+        ]  # fmt: skip
 
     def python(self, *arguments: str | os.PathLike[str]) -> list[str]:
         """The project's Python inside the host."""
