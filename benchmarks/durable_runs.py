@@ -12,6 +12,9 @@
   completed. Expected: about the lease left at the kill (up to a whole lease, less the time
   since the last renewal) plus up to the idle poll (2 s): expired leases are found by polling.
 
+Also the pickup latency: PICKUPS runs submitted one at a time to idle workers (woken by
+NOTIFY), submit -> start.
+
 Run: uv run python benchmarks/durable_runs.py [--runs 40] [--workers 1,2,4,8] [--leases 5,10]
 Not part of the test suite; an embedded PostgreSQL, prints a table, writes nothing.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import signal
@@ -43,6 +47,8 @@ from mcp_agent.db.runtime import DatabaseRuntime  # noqa: E402
 from mcp_agent.db.testing.embedded_postgres import postgres_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+#: Runs submitted one at a time to idle workers, per row (the pickup latency).
+PICKUPS = 20
 
 
 def cli(url: str, *args: str) -> None:
@@ -121,8 +127,11 @@ async def ended(store: SqlRunStore, run_ids: list[str]) -> list[Run]:
     return [await store.wait(run_id) for run_id in run_ids]
 
 
-async def throughput(url: str, workers: int, count: int) -> tuple[float, float, float, int]:
-    """runs/s, queue latency p50 and p99 (ms), failed runs."""
+async def throughput(
+    url: str, workers: int, count: int
+) -> tuple[float, float, float, float, float, int]:
+    """runs/s and queue latency p50, p99 (ms) of a burst of `count` runs; then the pickup
+    latency p50, p99 (ms) of runs submitted one at a time to idle workers; failed runs."""
     worker = WorkerProcess(url, "--concurrency", str(workers))
     try:
         await worker.ready(workers)
@@ -130,6 +139,11 @@ async def throughput(url: str, workers: int, count: int) -> tuple[float, float, 
             store = SqlRunStore(runtime)
             run_ids = await submit_all(store, "echo", count, f"w{workers}")
             runs = await ended(store, run_ids)
+            alone: list[Run] = []
+            for number in range(PICKUPS):
+                await asyncio.sleep(0.2)  # idle again, listening
+                (run_id,) = await submit_all(store, "echo", 1, f"alone {number}")
+                alone.extend(await ended(store, [run_id]))
     finally:
         worker.stop()
     failed = sum(run.status != "completed" for run in runs)
@@ -139,61 +153,79 @@ async def throughput(url: str, workers: int, count: int) -> tuple[float, float, 
         ((run.started_at or run.created_at) - run.created_at).total_seconds() * 1000 for run in runs
     ]
     rate = count / (last - first).total_seconds()
-    return rate, percentile(waits, 50), percentile(waits, 99), failed
+    pickups = [
+        ((run.started_at or run.created_at) - run.created_at).total_seconds() * 1000
+        for run in alone
+    ]
+    failed += sum(run.status != "completed" for run in alone)
+    return (
+        rate,
+        percentile(waits, 50),
+        percentile(waits, 99),
+        percentile(pickups, 50),
+        percentile(pickups, 99),
+        failed,
+    )
 
 
 async def in_process(url: str, count: int) -> float:
     """runs/s of the same runs one after another in this process."""
     from mcp_agent.db.runs.agent_runs import run_stored_agent
 
-    await run_stored_agent(url, "in-process-warm-up", "echo", "warm up", None)
-    started = time.monotonic()
-    for number in range(count):
-        await run_stored_agent(url, f"in-process-{number}", "echo", f"inproc {number}", None)
-    return count / (time.monotonic() - started)
+    # Upstream writes a line to stdout per run even when quiet: not into the table.
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        await run_stored_agent(url, "in-process-warm-up", "echo", "warm up", None)
+        started = time.monotonic()
+        for number in range(count):
+            await run_stored_agent(url, f"in-process-{number}", "echo", f"inproc {number}", None)
+        return count / (time.monotonic() - started)
 
 
 async def recovery(url: str, lease_s: float) -> tuple[float, float, str]:
     """Seconds from kill -9 to the run claimed again, and to its end; its final status."""
-    first = WorkerProcess(url, "--lease", str(lease_s))
-    second: WorkerProcess | None = None
+    pair = [WorkerProcess(url, "--lease", str(lease_s)) for _ in range(2)]
     try:
-        await first.ready(1)
+        for worker in pair:
+            await worker.ready(1)
         async with await DatabaseRuntime.open(url) as runtime:
             store = SqlRunStore(runtime)
             (run_id,) = await submit_all(store, "sleeper", 1, f"lease {lease_s}")
             while (run := await store.get(run_id)).status != "running":
-                await asyncio.sleep(0.05)
-            second = WorkerProcess(url, "--lease", str(lease_s))
-            await second.ready(1)
-            # Killed mid-call, somewhere in its lease (renewed every third of it).
+                await asyncio.sleep(0.01)
+            # Killed mid-call (the model takes 3 s), somewhere in its lease (renewed every
+            # third of it): its supervisor first, so it is not restarted.
             holder = int((run.lease_owner or "").rpartition(":")[2])
-            os.kill(first.process.pid, signal.SIGKILL)
+            (holding,) = [w for w in pair if f"worker {run.lease_owner}:" in w.output()]
+            os.kill(holding.process.pid, signal.SIGKILL)
             os.kill(holder, signal.SIGKILL)
             killed = time.monotonic()
-            while (await store.get(run_id)).lease_epoch < 2:
+            while (now := await store.get(run_id)).lease_epoch < 2:
+                if now.status != "running":
+                    raise SystemExit(f"the run ended before it could be taken over: {now}")
                 await asyncio.sleep(0.05)
             claimed = time.monotonic() - killed
             done = await store.wait(run_id)
             return claimed, time.monotonic() - killed, done.status
     finally:
-        first.stop()
-        if second is not None:
-            second.stop()
+        for worker in pair:
+            worker.stop()
 
 
 async def measure(url: str, runs: int, worker_counts: list[int], leases: list[float]) -> None:
     print(f"\n{runs} runs of a passthrough agent per row (submitted at once)")
     print(
-        f"{'':<22}{'runs/s':>8}{'vs in-process':>15}{'queue p50':>12}{'queue p99':>12}{'failed':>8}"
+        f"{'':<22}{'runs/s':>8}{'vs in-process':>15}{'burst queue p50/p99':>22}"
+        f"{'idle pickup p50/p99':>22}{'failed':>8}"
     )
     baseline = await in_process(url, runs)
-    print(f"{'in-process, serial':<22}{baseline:8.2f}{1.0:14.2f}x{'':>12}{'':>12}{0:8d}")
+    print(f"{'in-process, serial':<22}{baseline:8.2f}{1.0:14.2f}x{'':>22}{'':>22}{0:8d}")
     for workers in worker_counts:
-        rate, p50, p99, failed = await throughput(url, workers, runs)
+        rate, p50, p99, pickup50, pickup99, failed = await throughput(url, workers, runs)
+        burst = f"{p50:,.0f} / {p99:,.0f} ms"
+        pickup = f"{pickup50:,.0f} / {pickup99:,.0f} ms"
         print(
             f"{f'{workers} worker process(es)':<22}{rate:8.2f}{rate / baseline:14.2f}x"
-            f"{p50:10.0f}ms{p99:10.0f}ms{failed:8d}"
+            f"{burst:>22}{pickup:>22}{failed:8d}"
         )
     print("\nrecovery after kill -9 of the worker holding a run (a second worker idle)")
     print(f"{'lease':>8}{'kill -> claimed':>18}{'kill -> ended':>16}{'status':>12}")
