@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from mcp_agent.db.api.pagination import encode_cursor
 from mcp_agent.db.models.runs import RunRow, WebhookRow
 from mcp_agent.db.runs.base import RunOutcome
 from mcp_agent.db.runs.sql import SqlRunStore
@@ -125,6 +126,8 @@ async def test_a_repeated_idempotency_key_is_a_409_naming_the_run_and_queues_not
         ({"agent": "echo", "message": "hi", "deadline": "2001-01-01T00:00:00Z"}, "deadline"),
         ({"agent": "echo", "message": "hi", "deadline": "2999-01-01T00:00:00"}, "deadline"),
         ({"agent": "echo", "message": "hi", "deadline": "tomorrow"}, "deadline"),
+        # Past year 9999 once in UTC: no time can hold it.
+        ({"agent": "echo", "message": "hi", "deadline": "9999-12-31T23:59:59-23:59"}, "deadline"),
         ({"agent": "echo", "message": "hi", "max_attempts": 0}, "max_attempts"),
         ({"agent": "echo", "message": "hi", "session_id": "has space"}, "session_id"),
         ({"agent": "echo", "message": "hi", "webhook_url": "ftp://host/x"}, "webhook_url"),
@@ -202,6 +205,8 @@ async def test_runs_are_listed_newest_first_in_pages_with_filters(
     assert_problem(await api.get("/v1/runs", params={"session": "nowhere"}), 422, "session")
     assert_problem(await api.get("/v1/runs", params={"status": "lost"}), 422, "status")
     assert_problem(await api.get("/v1/runs", params={"cursor": "nonsense"}), 422, "cursor")
+    altered = encode_cursor("runs", ("9999-12-31T23:59:59-23:59", "x"))
+    assert_problem(await api.get("/v1/runs", params={"cursor": altered}), 422, "cursor")
     sessions_cursor = (await api.get("/v1/sessions", params={"limit": 1})).json()["next_cursor"]
     assert sessions_cursor is not None
     assert_problem(await api.get("/v1/runs", params={"cursor": sessions_cursor}), 422, "cursor")

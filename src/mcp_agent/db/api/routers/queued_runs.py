@@ -16,7 +16,7 @@ and a key another token used is that token's own.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -216,6 +216,35 @@ async def whole_run(store: SqlRunStore, run_id: str) -> Run:
     return run
 
 
+def timed_cursor(cursor: str, list_name: str) -> tuple[datetime, str]:
+    """The (time, id) a cursor of a newest-first list points after, the time in UTC.
+
+    Raises:
+        InputError: naming `cursor`, when it is not one of this list's, or was altered.
+    """
+    key = decode_cursor(cursor, list_name)
+    try:
+        at, identifier = key
+        assert isinstance(at, str) and isinstance(identifier, str)
+        return datetime.fromisoformat(at).astimezone(UTC), identifier
+    except (AssertionError, ValueError, TypeError, OverflowError):
+        raise InputError("cursor", "not a valid cursor; start without one") from None
+
+
+def _checked_deadline(deadline: datetime | None) -> datetime | None:
+    """The deadline in UTC, as stored.
+
+    Raises:
+        InputError: naming `deadline`, when it is out of the range a time can be stored in.
+    """
+    if deadline is None:
+        return None
+    try:
+        return deadline.astimezone(UTC)
+    except OverflowError:
+        raise InputError("deadline", f"{deadline.isoformat()} is out of range") from None
+
+
 def _key_of(body: RunRequest, header: str | None) -> tuple[str | None, str]:
     """The idempotency key and where it came from (body or header).
 
@@ -276,7 +305,7 @@ async def submit_run(
         model=body.model,
         caller=caller.audit_name,
         idempotency_key=key,
-        deadline=body.deadline,
+        deadline=_checked_deadline(body.deadline),
         max_attempts=body.max_attempts,
         webhook_url=body.webhook_url,
         webhook_secret_ref=body.webhook_secret_ref,
@@ -334,15 +363,7 @@ async def list_runs(
 ) -> Page[RunDocument]:
     """Runs of every caller (or, with `mine`, this token's), as `runs list`. An agent or
     session filter that names nothing is a 422 saying so."""
-    before = None
-    if cursor is not None:
-        key = decode_cursor(cursor, "runs")
-        try:
-            at, run_id = key
-            assert isinstance(at, str) and isinstance(run_id, str)
-            before = (datetime.fromisoformat(at), run_id)
-        except (AssertionError, ValueError, TypeError):
-            raise InputError("cursor", "not a valid cursor; start without one") from None
+    before = None if cursor is None else timed_cursor(cursor, "runs")
     found = await runs_page(
         runtime,
         limit=limit + 1,

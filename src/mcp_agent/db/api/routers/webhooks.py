@@ -23,12 +23,11 @@ from mcp_agent.db.api.pagination import (
     MAX_PAGE_SIZE,
     Page,
     PageParameters,
-    decode_cursor,
     encode_cursor,
     paginate,
 )
 from mcp_agent.db.api.problems import problem_responses
-from mcp_agent.db.api.routers.queued_runs import RUN_ID_LENGTH, whole_run
+from mcp_agent.db.api.routers.queued_runs import RUN_ID_LENGTH, timed_cursor, whole_run
 from mcp_agent.db.errors import InputError, UnknownValueError
 from mcp_agent.db.limits import AGENT_NAME_MAX_LENGTH
 from mcp_agent.db.models.runs import WebhookRow
@@ -286,15 +285,7 @@ async def list_deliveries(
     ] = None,
 ) -> Page[DeliveryDocument]:
     """As `webhooks deliveries`. A run or webhook filter naming nothing is a 422 saying so."""
-    before = None
-    if cursor is not None:
-        key = decode_cursor(cursor, "webhook-deliveries")
-        try:
-            at, delivery_id = key
-            assert isinstance(at, str) and isinstance(delivery_id, str)
-            before = (datetime.fromisoformat(at), delivery_id)
-        except (AssertionError, ValueError, TypeError):
-            raise InputError("cursor", "not a valid cursor; start without one") from None
+    before = None if cursor is None else timed_cursor(cursor, "webhook-deliveries")
     found = await deliveries_page(
         runtime,
         limit=limit + 1,
