@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import make_url
 
 from mcp_agent.db.events.base import EventRecord
@@ -501,3 +501,21 @@ async def test_a_lost_connection_is_replaced_and_nothing_committed_meanwhile_is_
         assert (await received.get()).record.message == "after"
         consumer.cancel()
         await asyncio.wait([consumer])
+
+
+async def test_an_id_is_never_drawn_again_after_the_newest_rows_are_deleted(
+    runtime: DatabaseRuntime,
+) -> None:
+    """A follower that saw the newest id resumes after it: if a prune deleted the rows with the
+    newest ids and later events took those ids again, it would skip them (SQLite before
+    migration 0010)."""
+    await write(runtime, record("first"), record("second"), record("third"))
+    async with runtime.sessions() as session:
+        newest = await session.scalar(select(func.max(EventRow.event_id)))
+        await session.execute(delete(EventRow).where(EventRow.event_id >= newest - 1))
+        await session.commit()
+    await write(runtime, record("after the prune"))
+    async with EventFeed(runtime, poll_interval=POLL_S) as feed:
+        received = await collect(feed.follow(newest), 1)
+    assert messages(received) == ["after the prune"]
+    assert received[0].event_id > newest

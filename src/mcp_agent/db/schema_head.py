@@ -8,4 +8,4 @@ and this is not moved along.
 
 from __future__ import annotations
 
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"

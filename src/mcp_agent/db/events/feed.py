@@ -42,9 +42,8 @@ so a read already under way when it was woken does not count for it.
 
 Only rows written through `SqlEventSink` (every event writer and spill replay of this package)
 follow the protocol; a program inserting into fa_events by other means would void the guarantee
-for its rows. On SQLite an id can be drawn again if the rows with the highest ids are deleted
-(the table has no AUTOINCREMENT, and `prune` removes by time, so replayed old events can be the
-highest): a follower past such an id misses the rows that reuse it.
+for its rows. On SQLite the table has AUTOINCREMENT (migration 0010), so an id is never drawn
+again after its row is pruned.
 
 Waking up
 ---------

@@ -27,7 +27,9 @@ class EventRow(Base):
         Index("ix_fa_events_occurred_at", "occurred_at"),
         Index("ix_fa_events_session_occurred", "session_id", "occurred_at"),
         Index("ix_fa_events_execution_id", "execution_id"),
-        {"postgresql_partition_by": "RANGE (occurred_at)"},
+        # SQLite: AUTOINCREMENT, so an id is never drawn again after its row is deleted (a live
+        # feed resumes after the last id it saw; migration 0010).
+        {"postgresql_partition_by": "RANGE (occurred_at)", "sqlite_autoincrement": True},
     )
 
     event_id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
