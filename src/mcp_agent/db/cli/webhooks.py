@@ -23,7 +23,6 @@ from mcp_agent.db.cli.options import DatabaseUrlOption
 from mcp_agent.db.cli.output import console, error_console, run_async
 from mcp_agent.db.lookups import complete_id
 from mcp_agent.db.models.runs import RunRow, WebhookRow
-from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.settings.secrets import ENV_PREFIX
 from mcp_agent.db.urls import resolve_database_url
@@ -276,7 +275,7 @@ def deliver(
                 total = 0
                 # Pass after pass while batches come back full, each taking only what was due
                 # when the command started: the retries it schedules are left for later.
-                started = utc_now()
+                started = await deliverer.now()  # the server's clock on PostgreSQL
                 while (attempted := await deliverer.deliver_due(due_by=started)) > 0:
                     total += attempted
                     if attempted < deliverer.batch_size:

@@ -10,13 +10,16 @@ See docs/durable-runs.md ("Steps are journaled", "Crash recovery").
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
+from mcp_agent.db.clock import database_now
 from mcp_agent.db.errors import (
     ConnectionLostError,
     DatabaseUnavailableError,
     LeaseLostError,
     RunCancelledError,
 )
+from mcp_agent.db.models.types import utc_now
 from mcp_agent.db.patches import run_steps
 from mcp_agent.db.run_context import current_run
 from mcp_agent.db.runs.agent_runs import RunFailedError, describe, run_stored_agent
@@ -76,6 +79,19 @@ def _stopped_outcome(stop: BaseException) -> RunOutcome:
     raise stop
 
 
+async def _deadline_by_this_clock(
+    runtime: DatabaseRuntime, deadline: datetime | None
+) -> datetime | None:
+    """`deadline` (when it passes by the database server's clock, on PostgreSQL) as the same
+    moment by this machine's clock, which the call boundaries read: this worker's clock may
+    be off (mcp_agent.db.clock)."""
+    if deadline is None or runtime.dialect != "postgresql":
+        return deadline
+    async with runtime.engine.connect() as connection:
+        offset = await database_now(connection, postgres=True) - utc_now()
+    return deadline - offset
+
+
 async def execute_claimed_run(
     runtime: DatabaseRuntime, claimed: ClaimedRun, control: RunControl
 ) -> RunOutcome:
@@ -95,7 +111,11 @@ async def execute_claimed_run(
     journal = SqlRunJournal(runtime)
     steps = await journal.begin_attempt(Fence(run.run_id, claimed.lease.epoch))
     scope = RunScope(
-        run_id=run.run_id, control=control, journal=journal, deadline=run.deadline, steps=steps
+        run_id=run.run_id,
+        control=control,
+        journal=journal,
+        deadline=await _deadline_by_this_clock(runtime, run.deadline),
+        steps=steps,
     )
     token = current_run.set(scope)
     try:

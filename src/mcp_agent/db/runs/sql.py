@@ -6,8 +6,10 @@ claimers take different runs and never wait for each other); on SQLite by `BEGIN
 which takes the database's one write lock before the first read, so a read and the write
 that depends on it cannot be split by another writer.
 
-Times are this machine's clock (UTC): workers on several machines need synchronised clocks
-(NTP), with leases much longer than the clocks' drift.
+Whose clock: on PostgreSQL every time the queue compares or computes (`not_before`, lease
+expiry, the backoff of a retry, a deadline's passing) is the server's, `now()`, so workers on
+several machines need no synchronised clocks (mcp_agent.db.clock). SQLite is one machine: its
+times are this process's clock.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mcp_agent.db.clock import database_now, now_column
 from mcp_agent.db.definitions.base import DefinitionStore
 from mcp_agent.db.errors import InputError, RunEndedError, UnknownValueError
 from mcp_agent.db.lookups import complete_id
@@ -163,7 +166,12 @@ class SqlRunStore:
     # Submitting and reading
 
     async def submit(self, submission: RunSubmission) -> Run:
-        submission = checked_submission(submission)
+        now: datetime | None = None
+        if submission.deadline is not None and self._postgres:
+            # A deadline is an absolute time: "in the future" by the server's clock.
+            async with self._runtime.engine.connect() as connection:
+                now = await database_now(connection, self._postgres)
+        submission = checked_submission(submission, now=now)
         name = submission.agent_name
         if name not in await self._definitions.current([name]):
             raise unknown_agent(name, list(await self._definitions.current()))
@@ -177,7 +185,7 @@ class SqlRunStore:
             raise duplicate_run(existing) from None
 
     async def _insert(self, submission: RunSubmission) -> Run:
-        now = utc_now()
+        now = now_column(self._postgres) if self._postgres else utc_now()
         run_id = str(uuid.uuid4())
         session_id = submission.session_id or str(uuid.uuid4())
         values: dict[str, Any] = {
@@ -267,19 +275,32 @@ class SqlRunStore:
     # -----------------------------------------------------------------------------------------
     # Changing a run
 
-    async def _locked(self, connection: AsyncConnection, run_id: str) -> Run | None:
-        query = select(_runs).where(_runs.c.run_id == run_id)
-        if self._postgres:
-            query = query.with_for_update()
+    async def _locked(
+        self, connection: AsyncConnection, run_id: str
+    ) -> tuple[Run | None, datetime]:
+        """The run, its row held for this transaction, and the queue's time now."""
+        if not self._postgres:
+            row = (await connection.execute(select(_runs).where(_runs.c.run_id == run_id))).first()
+            return (None if row is None else run_from_row(row)), utc_now()
+        query = (
+            select(_runs, now_column(self._postgres).label("database_now"))
+            .where(_runs.c.run_id == run_id)
+            .with_for_update(of=_runs)
+        )
         row = (await connection.execute(query)).first()
-        return None if row is None else run_from_row(row)
+        if row is None:
+            return None, await database_now(connection, self._postgres)
+        return run_from_row(row), row.database_now
 
     async def _set(self, connection: AsyncConnection, run: Run, values: dict[str, Any]) -> Run:
         """Write `values` on the locked `run`; the run as now stored. An end tells its webhooks
         (the outbox, in this transaction) and, on PostgreSQL, `runs wait`."""
-        now = utc_now()
         await connection.execute(
-            update(_runs).where(_runs.c.run_id == run.run_id).values(**values, updated_at=now)
+            update(_runs)
+            .where(_runs.c.run_id == run.run_id)
+            .values(
+                **values, updated_at=now_column(self._postgres) if self._postgres else utc_now()
+            )
         )
         changed = replace(run, **values)
         if changed.status in ENDED_STATUSES:
@@ -295,12 +316,11 @@ class SqlRunStore:
     async def cancel(self, run_id: str) -> Run:
         run_id = await complete_id(self._runtime, RunRow.run_id, run_id, what="run")
         async with self._writing() as connection:
-            run = await self._locked(connection, run_id)
+            run, now = await self._locked(connection, run_id)
             if run is None:
                 raise UnknownValueError(f"no run {run_id!r}")
             if run.status in ENDED_STATUSES:
                 raise RunEndedError(ended_error(run))
-            now = utc_now()
             if run.status == "queued":
                 return await self._set(
                     connection,
@@ -323,9 +343,10 @@ class SqlRunStore:
     async def claim(self, worker_id: str, *, lease_seconds: float) -> ClaimedRun | None:
         while True:
             async with self._writing() as connection:
-                now = utc_now()
+                # PostgreSQL: the server's clock, in the query and for the lease it writes.
+                now = now_column(self._postgres)
                 query = (
-                    select(_runs)
+                    select(_runs, now.label("database_now"))
                     .where(
                         or_(
                             and_(_runs.c.status == "queued", _runs.c.not_before <= now),
@@ -336,11 +357,11 @@ class SqlRunStore:
                     .limit(1)
                 )
                 if self._postgres:
-                    query = query.with_for_update(skip_locked=True)
+                    query = query.with_for_update(skip_locked=True, of=_runs)
                 row = (await connection.execute(query)).first()
                 if row is None:
                     return None
-                run = run_from_row(row)
+                run, now = run_from_row(row), row.database_now
                 ended = instead_of_claim(run, now)
                 if ended is not None:
                     await self._set(connection, run, ended)
@@ -361,29 +382,28 @@ class SqlRunStore:
                 lease = Lease(run.run_id, worker_id, claimed.lease_epoch, expires_at)
                 return ClaimedRun(run=claimed, lease=lease)
 
-    async def _held(self, connection: AsyncConnection, lease: Lease) -> Run:
-        run = await self._locked(connection, lease.run_id)
+    async def _held(self, connection: AsyncConnection, lease: Lease) -> tuple[Run, datetime]:
+        """The run `lease` holds, its row held, and the queue's time now; else LeaseLostError."""
+        run, now = await self._locked(connection, lease.run_id)
         if run is None or (run.status, run.lease_epoch) != ("running", lease.epoch):
             fence = Fence(lease.run_id, lease.epoch)
             raise lease_lost(fence, *((run.status, run.lease_epoch) if run else (None, None)))
-        return run
+        return run, now
 
     async def renew(self, lease: Lease, *, lease_seconds: float) -> bool:
         async with self._writing() as connection:
-            run = await self._held(connection, lease)
+            run, now = await self._held(connection, lease)
             await connection.execute(
                 update(_runs)
                 .where(_runs.c.run_id == lease.run_id)
-                .values(lease_expires_at=utc_now() + timedelta(seconds=lease_seconds))
+                .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
             )
             return run.cancel_requested_at is not None
 
     async def finish(self, lease: Lease, outcome: RunOutcome) -> Run:
         async with self._writing() as connection:
-            run = await self._held(connection, lease)
-            return await self._set(
-                connection, run, next_state(run, outcome, utc_now(), self._backoff_s)
-            )
+            run, now = await self._held(connection, lease)
+            return await self._set(connection, run, next_state(run, outcome, now, self._backoff_s))
 
     async def wait(self, run_id: str, *, timeout: float | None = None) -> Run:
         run = await self.get(run_id)

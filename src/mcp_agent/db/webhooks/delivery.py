@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, insert, or_, select, update
 
+from mcp_agent.db.clock import database_now, database_now_plus, now_column
 from mcp_agent.db.engine import POSTGRES_CONNECT_TIMEOUT_S
 from mcp_agent.db.errors import InputError
 from mcp_agent.db.events.failures import describe_failure
@@ -199,11 +200,19 @@ class WebhookDeliverer:
         # URL the webhook names). No environment proxies or .netrc credentials either.
         return httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False, trust_env=False)
 
+    async def now(self) -> datetime:
+        """The time by the queue's clock: the server's on PostgreSQL (mcp_agent.db.clock)."""
+        async with self._runtime.engine.connect() as connection:
+            return await database_now(connection, self._postgres)
+
     async def _claim(self, due_by: datetime | None) -> list[_Claimed]:
-        now = utc_now()
+        # PostgreSQL: due and leased by the server's clock, so deliverers on several machines
+        # need no synchronised clocks.
+        now = now_column(self._postgres) if self._postgres else utc_now()
         claimable = (
             _deliveries.c.status == "pending",
-            _deliveries.c.next_attempt_at <= (now if due_by is None else min(now, due_by)),
+            _deliveries.c.next_attempt_at <= now,
+            *(() if due_by is None else (_deliveries.c.next_attempt_at <= due_by,)),
             or_(_deliveries.c.lease_expires_at.is_(None), _deliveries.c.lease_expires_at < now),
         )
         # A materialised CTE, run once: as `IN (subquery)` PostgreSQL may rescan the
@@ -223,7 +232,11 @@ class WebhookDeliverer:
             .where(_deliveries.c.delivery_id == due.c.delivery_id, *claimable)
             .values(
                 lease_owner=self.worker_id,
-                lease_expires_at=now + timedelta(seconds=self.lease_s),
+                lease_expires_at=(
+                    database_now_plus(self.lease_s)
+                    if self._postgres
+                    else now + timedelta(seconds=self.lease_s)
+                ),
             )
             .returning(
                 _deliveries.c.delivery_id,
@@ -280,7 +293,8 @@ class WebhookDeliverer:
 
     async def _record(self, delivery: _Claimed, outcome: _Outcome) -> None:
         attempt = delivery.attempts + 1
-        now = utc_now()
+        # PostgreSQL: the server's clock decides when it is due again (see _claim).
+        now = now_column(self._postgres) if self._postgres else utc_now()
         error = None if outcome.error is None else outcome.error[:_ERROR_MAX]
         state: dict[str, Any] = {
             "attempts": attempt,
@@ -295,7 +309,13 @@ class WebhookDeliverer:
             state |= {"status": "failed"}
         else:
             delay = retry_delay_s(attempt, base_s=self._retry_base_s, cap_s=self._retry_cap_s)
-            state |= {"next_attempt_at": now + timedelta(seconds=delay)}
+            state |= {
+                "next_attempt_at": (
+                    database_now_plus(delay)
+                    if self._postgres
+                    else utc_now() + timedelta(seconds=delay)
+                )
+            }
         async with self._writing(), self._runtime.engine.begin() as connection:
             await connection.execute(
                 insert(_attempts).values(
@@ -362,17 +382,18 @@ class WebhookDeliverer:
                 await asyncio.gather(listener, return_exceptions=True)
 
     async def _idle_s(self) -> float:
-        """How long to sleep: until the next pending delivery is due, at most the poll
-        interval."""
+        """How long to sleep: until the next pending delivery is due (by the queue's clock),
+        at most the poll interval."""
         async with self._runtime.engine.connect() as connection:
             next_at = await connection.scalar(
                 select(func.min(_deliveries.c.next_attempt_at)).where(
                     _deliveries.c.status == "pending", _deliveries.c.lease_owner.is_(None)
                 )
             )
-        if next_at is None:
-            return self._poll_interval_s
-        return max(0.0, min(self._poll_interval_s, (next_at - utc_now()).total_seconds()))
+            if next_at is None:
+                return self._poll_interval_s
+            now = await database_now(connection, self._postgres)
+        return max(0.0, min(self._poll_interval_s, (next_at - now).total_seconds()))
 
     async def _listen(self, wake: asyncio.Event) -> None:
         """PostgreSQL: LISTEN for new deliveries on a connection of its own; reconnect when it
