@@ -132,8 +132,9 @@ RUNS = 30
 HELD_RUN = 15
 #: Every host's fake model listens on this port of its own loopback.
 FAKE_MODEL_PORT = 18765
-#: Short, so the lost host's run is taken over soon after the kill.
-LEASE_S = 5
+#: Short, so the lost host's run is taken over soon after the kill; long enough that a
+#: heartbeat (every third of it) is never late on a loaded machine.
+LEASE_S = 10
 
 
 def _message(index: int) -> str:
@@ -214,6 +215,7 @@ async def test_workers_on_three_hosts_run_each_run_once_and_take_over_a_lost_hos
     model_logs = {host.name: tmp_path / f"{host.name}.model.jsonl" for host in hosts}
     processes = HostProcesses(tmp_path)
     workers = [f"worker on {host.name}" for host in hosts]
+    models = [f"model on {host.name}" for host in hosts]
     try:
         async with api_client(database_url, token_name="hosts-test") as api:
             for host in hosts:
@@ -225,6 +227,16 @@ async def test_workers_on_three_hosts_run_each_run_once_and_take_over_a_lost_hos
                         "--held-file", tmp_path / "held",
                     ),
                 )  # fmt: skip
+
+            async def every_model_listens() -> bool:
+                return all(
+                    (tmp_path / f"model on {host.name}.out").read_text().startswith("ready")
+                    for host in hosts
+                )
+
+            # A run claimed before its host's model listens would fail its first attempt.
+            await _wait_for(every_model_listens, processes, *models)
+            for host in hosts:
                 processes.start(
                     f"worker on {host.name}",
                     host.python(
