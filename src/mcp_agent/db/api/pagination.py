@@ -14,6 +14,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query
@@ -115,3 +116,18 @@ def paginate(
     more = len(ordered) > page.limit
     next_cursor = encode_cursor(list_name, key(chosen[-1])) if more and chosen else None
     return Page(items=chosen, next_cursor=next_cursor)
+
+
+def timed_cursor(cursor: str, list_name: str) -> tuple[datetime, str]:
+    """The (time, id) a cursor of a newest-first list points after, the time in UTC.
+
+    Raises:
+        InputError: naming `cursor`, when it is not one of this list's, or was altered.
+    """
+    key = decode_cursor(cursor, list_name)
+    try:
+        at, identifier = key
+        assert isinstance(at, str) and isinstance(identifier, str)
+        return datetime.fromisoformat(at).astimezone(UTC), identifier
+    except (AssertionError, ValueError, TypeError, OverflowError):
+        raise InputError("cursor", "not a valid cursor; start without one") from None

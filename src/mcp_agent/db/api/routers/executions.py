@@ -22,8 +22,8 @@ from mcp_agent.db.api.pagination import (
     MAX_CURSOR_LENGTH,
     MAX_PAGE_SIZE,
     Page,
-    decode_cursor,
     encode_cursor,
+    timed_cursor,
 )
 from mcp_agent.db.api.problems import problem_responses
 from mcp_agent.db.cli.durations import UNITS_HELP, parse_since
@@ -211,15 +211,7 @@ async def list_executions(
 ) -> Page[Execution]:
     """The calls a user made (those without a parent), as `executions list`; each holds its
     run's totals. `GET /v1/executions/{id}` shows one as a tree."""
-    before = None
-    if cursor is not None:
-        key = decode_cursor(cursor, "executions")
-        try:
-            at, execution_id = key
-            assert isinstance(at, str) and isinstance(execution_id, str)
-            before = (datetime.fromisoformat(at), execution_id)
-        except (AssertionError, ValueError, TypeError):
-            raise InputError("cursor", "not a valid cursor; start without one") from None
+    before = None if cursor is None else timed_cursor(cursor, "executions")
     found = await store.roots_page(
         limit=limit + 1, before=before, session_id=session, agent_name=agent, status=status
     )

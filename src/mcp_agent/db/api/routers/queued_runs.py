@@ -30,8 +30,8 @@ from mcp_agent.db.api.pagination import (
     MAX_CURSOR_LENGTH,
     MAX_PAGE_SIZE,
     Page,
-    decode_cursor,
     encode_cursor,
+    timed_cursor,
 )
 from mcp_agent.db.api.problems import FieldProblem, problem_response, problem_responses
 from mcp_agent.db.api.routers.executions import require_filter_match
@@ -214,21 +214,6 @@ async def whole_run(store: SqlRunStore, run_id: str) -> Run:
     if run.run_id != run_id:
         raise UnknownValueError(f"no run {run_id!r}")
     return run
-
-
-def timed_cursor(cursor: str, list_name: str) -> tuple[datetime, str]:
-    """The (time, id) a cursor of a newest-first list points after, the time in UTC.
-
-    Raises:
-        InputError: naming `cursor`, when it is not one of this list's, or was altered.
-    """
-    key = decode_cursor(cursor, list_name)
-    try:
-        at, identifier = key
-        assert isinstance(at, str) and isinstance(identifier, str)
-        return datetime.fromisoformat(at).astimezone(UTC), identifier
-    except (AssertionError, ValueError, TypeError, OverflowError):
-        raise InputError("cursor", "not a valid cursor; start without one") from None
 
 
 def _checked_deadline(deadline: datetime | None) -> datetime | None:

@@ -23,9 +23,9 @@ from mcp_agent.db.api.pagination import (
     MAX_CURSOR_LENGTH,
     MAX_PAGE_SIZE,
     Page,
-    SortKey,
     decode_cursor,
     encode_cursor,
+    timed_cursor,
 )
 from mcp_agent.db.api.problems import problem_responses
 from mcp_agent.db.conversations.base import SessionSummary
@@ -241,16 +241,6 @@ async def session_agent(
     return agents[0] if agents else None
 
 
-def _timed_key(key: SortKey) -> tuple[datetime, str]:
-    """A (time, id) cursor key as stored: ISO text back to a datetime."""
-    try:
-        at, identifier = key
-        assert isinstance(at, str) and isinstance(identifier, str)
-        return datetime.fromisoformat(at), identifier
-    except (AssertionError, ValueError, TypeError):
-        raise InputError("cursor", "not a valid cursor; start without one") from None
-
-
 # ---------------------------------------------------------------------------------------------
 # Routes
 
@@ -309,7 +299,7 @@ async def list_sessions(
     page moves to the front: it is not shown twice, but the pass under way does not see it
     again."""
     list_name = f"sessions:{order}"
-    before = None if cursor is None else _timed_key(decode_cursor(cursor, list_name))
+    before = None if cursor is None else timed_cursor(cursor, list_name)
     found = await store.list_sessions(
         limit=limit + 1, order=order, before=before, agent_name=agent, parent_session_id=parent
     )

@@ -25,9 +25,10 @@ from mcp_agent.db.api.pagination import (
     PageParameters,
     encode_cursor,
     paginate,
+    timed_cursor,
 )
 from mcp_agent.db.api.problems import problem_responses
-from mcp_agent.db.api.routers.queued_runs import RUN_ID_LENGTH, timed_cursor, whole_run
+from mcp_agent.db.api.routers.queued_runs import RUN_ID_LENGTH, whole_run
 from mcp_agent.db.errors import InputError, UnknownValueError
 from mcp_agent.db.limits import AGENT_NAME_MAX_LENGTH
 from mcp_agent.db.models.runs import WebhookRow
