@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mcp_agent.db.api.pagination import encode_cursor
+from mcp_agent.db.api.routers import queued_runs
 from mcp_agent.db.models.runs import RunRow, WebhookRow
 from mcp_agent.db.runs.base import RunOutcome
 from mcp_agent.db.runs.sql import SqlRunStore
@@ -244,6 +245,31 @@ async def test_a_long_poll_answers_when_the_run_ends_or_when_its_wait_is_over(
     assert answered.json()["attempts"] == 1
 
     assert_problem(await api.get(f"/v1/runs/{run['run_id']}", params={"wait": 3600}), 422, "wait")
+
+
+async def test_long_polls_beyond_the_bound_are_answered_at_once(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each open long-poll holds a database connection on PostgreSQL: past MAX_WAITS, a
+    `?wait=` answers at once with the run as it is, and the ones holding go on waiting."""
+    monkeypatch.setattr(queued_runs, "MAX_WAITS", 2)
+    api.app.state.run_waits = None  # made again with the bound above
+    run = await _submit(api)
+    url = f"/v1/runs/{run['run_id']}"
+    holding = [asyncio.create_task(api.get(url, params={"wait": 50})) for _ in range(2)]
+    waits = None
+    while waits is None or not waits.locked():  # both holders are waiting
+        await asyncio.sleep(0.01)
+        waits = getattr(api.app.state, "run_waits", None)
+    beyond = await api.get(url, params={"wait": 50})
+    assert beyond.status_code == 200 and beyond.json()["status"] == "queued"
+    assert not any(task.done() for task in holding)
+    store = SqlRunStore(api.runtime)
+    claimed = await store.claim("tests:1", lease_seconds=60)
+    assert claimed is not None
+    await store.finish(claimed.lease, RunOutcome("completed", result="done"))
+    for answered in await asyncio.gather(*holding):
+        assert answered.json()["status"] == "completed"
 
 
 async def test_cancel_a_queued_a_running_and_an_ended_run(api: ApiClient) -> None:

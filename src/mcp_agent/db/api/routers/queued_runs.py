@@ -16,6 +16,8 @@ and a key another token used is that token's own.
 
 from __future__ import annotations
 
+import asyncio
+import os
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -49,7 +51,7 @@ from mcp_agent.db.limits import (
     SESSION_ID_MAX_LENGTH,
 )
 from mcp_agent.db.models.runs import RunRow
-from mcp_agent.db.runs.base import Run, RunStatus, RunSubmission
+from mcp_agent.db.runs.base import ENDED_STATUSES, Run, RunStatus, RunSubmission
 from mcp_agent.db.runs.pages import runs_page
 from mcp_agent.db.runs.sql import SqlRunStore
 
@@ -58,6 +60,10 @@ router = APIRouter(prefix="/runs", tags=["durable runs"])
 #: The longest a `GET /v1/runs/{id}?wait=` is held open: under the usual idle timeouts of
 #: proxies (60 s), so a long-poll ends with an answer rather than a dropped connection.
 MAX_WAIT_S = 50.0
+#: Long-polls held open at once per app: on PostgreSQL each holds a LISTEN connection of its
+#: own, so beyond this a `?wait=` is answered at once with the run as it is (the client polls
+#: again). FAST_AGENT_DB_API_MAX_WAITS changes it.
+MAX_WAITS = int(os.environ.get("FAST_AGENT_DB_API_MAX_WAITS", "32"))
 #: A run's id is a UUID: addressed whole (the CLI's prefixes are a typing convenience).
 RUN_ID_LENGTH = 36
 _KEY_MAX_LENGTH = RunRow.__table__.c.idempotency_key.type.length
@@ -378,6 +384,7 @@ async def list_runs(
     summary="A run: its state, attempts and result (optionally waiting for its end)",
 )
 async def get_run(
+    request: Request,
     store: RunStore,
     run_id: RunId,
     wait: Annotated[
@@ -391,14 +398,26 @@ async def get_run(
     ] = 0,
 ) -> RunDocument:
     """As `runs show`; with `wait`, as `runs wait` bounded by `wait` seconds: the answer is
-    200 either way, and the status says whether the run has ended."""
+    200 either way, and the status says whether the run has ended. When MAX_WAITS long-polls
+    are open already, the answer comes at once."""
     run = await whole_run(store, run_id)
-    if wait > 0:
-        try:
-            run = await store.wait(run.run_id, timeout=wait)
-        except TimeoutError:
-            run = await store.get(run.run_id)
+    waits = _waits(request)
+    if wait > 0 and run.status not in ENDED_STATUSES and not waits.locked():
+        async with waits:
+            try:
+                run = await store.wait(run.run_id, timeout=wait)
+            except TimeoutError:
+                run = await store.get(run.run_id)
     return run_document(run)
+
+
+def _waits(request: Request) -> asyncio.Semaphore:
+    """The app's bound on long-polls held open at once (MAX_WAITS), made on first use."""
+    waits: asyncio.Semaphore | None = getattr(request.app.state, "run_waits", None)
+    if waits is None:
+        waits = asyncio.Semaphore(MAX_WAITS)
+        request.app.state.run_waits = waits
+    return waits
 
 
 @router.post(
