@@ -1,7 +1,8 @@
 """A minimal worker for the durable-execution tests: claims runs with plain SQL, holds the
 lease by heartbeat, and executes each with `execute_claimed_run` (the function the real
-`fast-agent-db worker` calls), so the journal, fencing and recovery are tested in real
-processes on their own.
+`fast-agent-db worker` calls). tests/test_run_recovery.py uses the real worker, and this one
+only where the real one cannot play the case (each test says why): two workers on SQLite at
+once, a claim that hands the run its cancel at once.
 
     python -m tests.support.durable_worker DATABASE_URL [--lease-s S] [--runs N]
 
