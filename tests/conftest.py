@@ -141,7 +141,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if _every_backend():
         return
-    collected = {item.nodeid for item in items}
     kept, dropped = [], []
     for item in items:
         marker = item.get_closest_marker("one_backend")
@@ -149,12 +148,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         backend = callspec.params.get("backend") if callspec is not None else None
         if marker is not None and backend is not None and backend != marker.args[0]:
             dropped.append(item)
-            continue
-        kept.append(item)
+        else:
+            kept.append(item)
+    # Twins among the tests that run: a one_backend("postgresql") test has none.
+    running = {item.nodeid for item in kept}
+    for item in kept:
         if (
             item.get_closest_marker("postgresql") is not None
             and "/conformance/" not in item.nodeid
-            and _sqlite_twin(item.nodeid) in collected
+            and _sqlite_twin(item.nodeid) in running
         ):
             item.add_marker(pytest.mark.slow)
     if dropped:

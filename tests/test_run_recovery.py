@@ -42,7 +42,7 @@ from tests.support.agent_runs import TOOL_CALL_MESSAGE, configure_assistant
 from tests.support.cli import ainvoke
 from tests.support.durable_worker import submit
 from tests.support.processes import GUARD_S, describe, run_guarded, wait_guarded
-from tests.test_run_workers import Worker
+from tests.support.workers import Worker
 
 REPO = Path(__file__).resolve().parents[1]
 GATE_SERVER = REPO / "tests" / "support" / "gate_server.py"

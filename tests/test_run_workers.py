@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -35,7 +33,8 @@ from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.testing.fake_openai import FakeOpenAIServer
 from tests.support.agent_runs import TOOL_CALL_MESSAGE, configure_assistant
 from tests.support.cli import ainvoke
-from tests.support.processes import GUARD_S, wait_guarded
+from tests.support.processes import GUARD_S
+from tests.support.workers import Worker
 
 REPO = Path(__file__).resolve().parents[1]
 GATE_SERVER = REPO / "tests" / "support" / "gate_server.py"
@@ -47,47 +46,6 @@ GATED_MESSAGE = 'CALL gate-wait {"label": "x"}'
 def fake_openai() -> Iterator[FakeOpenAIServer]:
     with FakeOpenAIServer() as server:
         yield server
-
-
-class Worker:
-    """A `fast-agent-db worker` process, its output in files (a pipe could fill and block
-    it), shown when a test fails."""
-
-    def __init__(self, database_url: str, tmp_path: Path, *options: str) -> None:
-        name = f"worker-{time.monotonic_ns()}"
-        self.stdout_path = tmp_path / f"{name}.out"
-        self.stderr_path = tmp_path / f"{name}.err"
-        self.args = [
-            sys.executable, "-m", "mcp_agent.db.cli", "worker",
-            "--database-url", database_url, *options,
-        ]  # fmt: skip
-        with self.stdout_path.open("w") as out, self.stderr_path.open("w") as err:
-            self.process = subprocess.Popen(
-                self.args, cwd=REPO, stdout=out, stderr=err, text=True, start_new_session=True
-            )
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def describe(self) -> str:
-        return (
-            f"command: {' '.join(self.args)}\nexit code: {self.process.poll()}\n"
-            f"--- stdout ---\n{self.stdout_path.read_text()}\n--- stderr ---\n{self.stderr}"
-        )
-
-    def signal(self, signum: int = signal.SIGTERM) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self) -> int:
-        return wait_guarded(self.process)
-
-    def stop(self) -> None:
-        """Stop it (a test's end): SIGTERM twice, so runs in progress are handed back."""
-        if self.process.poll() is None:
-            self.signal()
-            self.signal()
-            self.wait()
 
 
 @pytest.fixture
@@ -218,6 +176,7 @@ async def test_three_workers_run_200_runs_each_exactly_once(
 # Cancel
 
 
+@pytest.mark.slow  # worker processes
 @pytest.mark.one_backend("postgresql")
 async def test_cancel_a_queued_and_a_running_run(
     database_url: str, fake_openai: FakeOpenAIServer, tmp_path: Path, workers: list[Worker]
@@ -257,6 +216,7 @@ async def test_cancel_a_queued_and_a_running_run(
 # SIGTERM
 
 
+@pytest.mark.slow  # worker processes
 @pytest.mark.one_backend("postgresql")
 async def test_sigterm_lets_the_run_finish_and_claims_no_more(
     database_url: str, fake_openai: FakeOpenAIServer, tmp_path: Path, workers: list[Worker]
@@ -278,6 +238,7 @@ async def test_sigterm_lets_the_run_finish_and_claims_no_more(
         assert (left.status, left.attempts) == ("queued", 0)
 
 
+@pytest.mark.slow  # worker processes
 @pytest.mark.one_backend("postgresql")
 @pytest.mark.parametrize("how", ["grace passed", "second SIGTERM"])
 async def test_sigterm_hands_the_run_back(
@@ -311,6 +272,7 @@ async def test_sigterm_hands_the_run_back(
 # SQLite: one worker at a time
 
 
+@pytest.mark.slow  # worker processes
 @pytest.mark.one_backend("sqlite")
 async def test_sqlite_refuses_a_second_worker_and_more_processes(
     database_url: str, fake_openai: FakeOpenAIServer, tmp_path: Path, workers: list[Worker]
@@ -344,6 +306,7 @@ async def test_sqlite_refuses_a_second_worker_and_more_processes(
 # The CLI: submit, wait, bad input
 
 
+@pytest.mark.slow  # worker processes
 async def test_submit_wait_list_show_from_the_cli(
     database_url: str, tmp_path: Path, workers: list[Worker], fake_openai: FakeOpenAIServer
 ) -> None:

@@ -474,6 +474,7 @@ async def test_the_cli_refuses_bad_input_clearly_and_stores_nothing(
     assert await SqlWebhookStore(runtime).list(include_runs=True) == []
 
 
+@pytest.mark.slow  # a deliver process
 async def test_webhooks_deliver_runs_until_sigterm(
     database_url: str, runtime: DatabaseRuntime, receiver: Receiver, secret: str
 ) -> None:
