@@ -77,7 +77,9 @@ async def test_steps_are_stored_byte_for_byte_and_read_back_by_a_later_attempt(
     await stores.hold_run(RUN, 1)
     body = bytes(range(256)) + "é\u2028\0".encode()
     assert await stores.journal.put(llm_step("k1", 1, body)) is True
-    tool = JournalStep(RUN, "k2", "tool", "agent", 1, {"name": "t", "result": {"content": []}})
+    # Text a tool or a model may return that jsonb cannot hold as it is: NUL, a lone surrogate.
+    odd = {"type": "text", "text": "a\x00b \ud800 \ue000"}
+    tool = JournalStep(RUN, "k2", "tool", "agent", 1, {"name": "t", "result": {"content": [odd]}})
     assert await stores.journal.put(tool) is True
     # The same key again keeps the first.
     assert await stores.journal.put(llm_step("k1", 1, b"other")) is False
@@ -118,7 +120,7 @@ async def test_a_call_step_is_stored_with_its_turn_and_a_fenced_call_is_refused_
     await stores.hold_run(RUN, 1)
     fence = Fence(RUN, 1)
     await stores.turns.start_call(start("e1"), fence=fence)
-    reply = {"reply": {"role": "assistant", "content": [{"type": "text", "text": "hi"}]}}
+    reply = {"reply": {"role": "assistant", "content": [{"type": "text", "text": "hi\x00"}]}}
     step = JournalStep(RUN, "call-1", "call", "agent", 1, reply)
     await stores.turns.end_call(
         CallEnd("e1", "completed", utc_now(), turn=turn("hello", "hi"), fence=fence, step=step)

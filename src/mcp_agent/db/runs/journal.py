@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mcp_agent.db.conversations.codec import escape_unstorable, unescape_unstorable
 from mcp_agent.db.errors import LeaseLostError
 from mcp_agent.db.models import ExecutionRow
 from mcp_agent.db.models.runs import RunRow, RunStepRow
@@ -158,7 +159,7 @@ def _step_from_row(row: Any) -> JournalStep:
         kind=row.kind,
         agent_name=row.agent_name,
         lease_epoch=row.lease_epoch,
-        response=row.response,
+        response=unescape_unstorable(row.response),
         body=row.body,
     )
 
@@ -170,7 +171,8 @@ def step_values(step: JournalStep) -> dict[str, Any]:
         "kind": step.kind,
         "agent_name": step.agent_name,
         "lease_epoch": step.lease_epoch,
-        "response": step.response,
+        # NUL and lone surrogates escaped as in messages (PostgreSQL's jsonb refuses NUL).
+        "response": escape_unstorable(step.response),
         "body": step.body,
         "created_at": utc_now(),
     }

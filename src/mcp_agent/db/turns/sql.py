@@ -34,7 +34,12 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 
 from mcp_agent.db.conversations.base import NewMessage, PendingTurn
-from mcp_agent.db.conversations.codec import encode_multipart, encode_provider, escape_nul
+from mcp_agent.db.conversations.codec import (
+    encode_multipart,
+    encode_provider,
+    escape_nul,
+    escape_unstorable,
+)
 from mcp_agent.db.conversations.sql import Lineage, SessionError
 from mcp_agent.db.errors import CallNotStartedError, LeaseLostError
 from mcp_agent.db.executions.base import ExecutionStart
@@ -132,7 +137,8 @@ def _step_document(step: JournalStep | None) -> dict[str, Any] | None:
         "kind": step.kind,
         "agent_name": step.agent_name,
         "lease_epoch": step.lease_epoch,
-        "response": step.response,
+        # NUL and lone surrogates escaped as in messages (PostgreSQL's jsonb refuses NUL).
+        "response": escape_unstorable(step.response),
     }
 
 
@@ -435,7 +441,7 @@ class SqlTurnStore:
                     "kind": end.step.kind,
                     "agent_name": end.step.agent_name,
                     "lease_epoch": end.step.lease_epoch,
-                    "response": end.step.response,
+                    "response": escape_unstorable(end.step.response),
                     "body": end.step.body,
                     "created_at": end.finished_at,
                 }
