@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from starlette.datastructures import State
 
 from mcp_agent.db.api import create_app
 from mcp_agent.db.runtime import DatabaseRuntime
 from mcp_agent.db.tokens.sql import SqlTokenStore
+from mcp_agent.db.urls import resolve_database_url
 
 
 class ApiClient(httpx.AsyncClient):
@@ -25,12 +27,27 @@ class ApiClient(httpx.AsyncClient):
         return self.app.state.runtime
 
 
+#: Apps not in use, kept for the next test: building one (every router and route) costs more
+#: than most API tests. An app holds nothing of a test but its `state`, which is made anew.
+_idle_apps: list[FastAPI] = []
+
+
+@asynccontextmanager
+async def _app_on(database_url: str) -> AsyncIterator[FastAPI]:
+    app = _idle_apps.pop() if _idle_apps else create_app(database_url)
+    app.state = State()
+    app.state.database_url = resolve_database_url(database_url)
+    try:
+        yield app
+    finally:
+        _idle_apps.append(app)
+
+
 @asynccontextmanager
 async def api_client(
     database_url: str, *, token_name: str = "tests", raise_app_exceptions: bool = True
 ) -> AsyncIterator[ApiClient]:
-    app = create_app(database_url)
-    async with app.router.lifespan_context(app):
+    async with _app_on(database_url) as app, app.router.lifespan_context(app):
         created = await SqlTokenStore(app.state.runtime).create(token_name)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with ApiClient(

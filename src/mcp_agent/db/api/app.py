@@ -65,7 +65,7 @@ def create_app(database_url: str | None = None, *, max_body_bytes: int = MAX_BOD
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await DatabaseRuntime.open(raw_url)
+        runtime = await DatabaseRuntime.open(app.state.database_url)
         app.state.runtime = runtime
         try:
             yield
@@ -84,6 +84,8 @@ def create_app(database_url: str | None = None, *, max_body_bytes: int = MAX_BOD
         redoc_url=None,
         lifespan=lifespan,
     )
+    #: Read when the app starts (its lifespan).
+    app.state.database_url = raw_url
     install_problem_handlers(app)
     app.add_middleware(RequestBodyLimit, max_bytes=max_body_bytes)
     app.include_router(health.router)
